@@ -1,0 +1,1 @@
+pytest_plugins = ["revo_core.testing.fixtures"]

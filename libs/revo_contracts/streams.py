@@ -1,0 +1,29 @@
+"""JetStream streams, declared once; revo_core.jetstream creates them idempotently."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+
+class StreamSpec(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    subjects: tuple[str, ...]
+    retention: Literal["limits", "workqueue", "interest"] = "limits"
+    max_age_s: float = 7 * 24 * 3600
+    # Window in which a repeated Nats-Msg-Id is dropped as a duplicate.
+    duplicate_window_s: float = 120.0
+    max_msg_size: int = 1024 * 1024
+    description: str = ""
+
+
+USAGE = StreamSpec(
+    name="USAGE",
+    subjects=("usage.>",),
+    max_age_s=30 * 24 * 3600,
+    duplicate_window_s=3600.0,
+    description="One usage event per inference request; consumed by the cost ledger.",
+)
+
+ALL_STREAMS: tuple[StreamSpec, ...] = (USAGE,)

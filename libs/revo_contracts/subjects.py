@@ -1,0 +1,63 @@
+"""Every NATS subject revo uses is built here, and only here (DESIGN.md §2).
+
+Tenant ids and run ids become subject tokens so NATS permissions can fence tenants;
+they are validated so a stray '.' or '*' can never widen a subscription.
+"""
+
+from __future__ import annotations
+
+import re
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+INFERENCE_CHAT = "inference.chat"
+INFERENCE_EMBED = "inference.embed"
+INFERENCE_MODELS = "inference.models"
+INFERENCE_QUEUE_GROUP = "inference"
+
+USAGE_ALL = "usage.>"
+
+
+class InvalidSubjectToken(ValueError):
+    """A tenant or run id that cannot be used as a NATS subject token."""
+
+
+def token(value: str, what: str = "token") -> str:
+    """Return `value` if it is a safe single subject token, else raise."""
+    if not _TOKEN.match(value):
+        raise InvalidSubjectToken(
+            f"{what} {value!r} must be 1-64 characters of letters, digits, '_' or '-'"
+        )
+    return value
+
+
+def usage(tenant: str) -> str:
+    return f"usage.{token(tenant, 'tenant')}"
+
+
+def runs_submit(tenant: str) -> str:
+    return f"runs.submit.{token(tenant, 'tenant')}"
+
+
+def runs_events(tenant: str, run_id: str) -> str:
+    return f"runs.events.{token(tenant, 'tenant')}.{token(run_id, 'run id')}"
+
+
+def runs_tokens(tenant: str, run_id: str) -> str:
+    return f"runs.tokens.{token(tenant, 'tenant')}.{token(run_id, 'run id')}"
+
+
+def runs_control(run_id: str) -> str:
+    return f"runs.control.{token(run_id, 'run id')}"
+
+
+def ci_events(tenant: str, provider: str) -> str:
+    return f"ci.events.{token(tenant, 'tenant')}.{token(provider, 'provider')}"
+
+
+def notify(channel: str, tenant: str) -> str:
+    return f"notify.{token(channel, 'channel')}.{token(tenant, 'tenant')}"
+
+
+def alerts(tenant: str) -> str:
+    return f"alerts.{token(tenant, 'tenant')}"

@@ -1,0 +1,45 @@
+"""JSON encoding and validated decoding of contract Structs, with codecs built once."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, TypeVar
+
+import msgspec
+
+from revo_core.errors import InvalidRequest
+
+T = TypeVar("T")
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode(message: Any) -> bytes:
+    return _encoder.encode(message)
+
+
+@functools.cache
+def _decoder(kind: Any) -> msgspec.json.Decoder:
+    return msgspec.json.Decoder(kind)
+
+
+def decode(data: bytes, kind: type[T]) -> T:
+    """Decode and validate; a bad payload raises InvalidRequest naming the field.
+
+    msgspec's messages already carry the JSON path (`... - at `$.max_tokens``), which is
+    what a caller needs to fix the request; we also lift the path into `details.field`.
+    """
+    try:
+        return _decoder(kind).decode(data)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(str(exc), {"field": _field_of(str(exc))}) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"malformed JSON: {exc}") from None
+
+
+def _field_of(message: str) -> str | None:
+    marker = "at `$"
+    if marker not in message:
+        return None
+    path = message.split(marker, 1)[1].rstrip("`")
+    return path.lstrip(".") or None

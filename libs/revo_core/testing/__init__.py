@@ -1,0 +1,1 @@
+"""Test support: fixtures that start real components, and an OTLP/HTTP receiver."""

@@ -1,0 +1,1 @@
+"""revo's inference service: local vLLM engines and embeddings behind NATS."""

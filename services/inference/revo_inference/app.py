@@ -1,0 +1,81 @@
+"""Wiring of the inference service: models, endpoints, usage, health, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from revo_contracts import subjects
+from revo_contracts.inference import ChatRequest, EmbedRequest, ModelsRequest
+from revo_core.endpoints import Endpoints
+from revo_core.jetstream import ensure_streams
+from revo_core.logging import get_logger
+from revo_core.service import BUS, SETTINGS, create_service_app, ready_check
+from revo_inference.config import ModelSpec, load_models_config
+from revo_inference.embedder import LocalEmbedder
+from revo_inference.engine import LocalChatEngine
+from revo_inference.handlers import InferenceHandlers
+from revo_inference.prepare_model import embedding_model_dir, prepare
+from revo_inference.registry import ModelRegistry
+from revo_inference.settings import InferenceSettings
+from revo_inference.usage import UsagePublisher
+
+SERVICE = "inference"
+REGISTRY: web.AppKey[ModelRegistry] = web.AppKey("registry", ModelRegistry)
+ENDPOINTS: web.AppKey[Endpoints] = web.AppKey("endpoints", Endpoints)
+log = get_logger("revo.inference")
+
+
+def create_app(settings: InferenceSettings) -> web.Application:
+    app = create_service_app(SERVICE, settings)
+    app.cleanup_ctx.append(_models_ctx)
+    app.cleanup_ctx.append(_endpoints_ctx)
+    return app
+
+
+def resolve_model_path(spec: ModelSpec) -> str:
+    if spec.path != "embedded":
+        return spec.path
+    return str(prepare() if spec.kind == "chat" else embedding_model_dir())
+
+
+async def _models_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings: InferenceSettings = app[SETTINGS]  # type: ignore[assignment]
+    registry = ModelRegistry()
+    for spec in load_models_config(settings.models_file).models:
+        path = resolve_model_path(spec)
+        if spec.kind == "chat":
+            registry.add_chat(LocalChatEngine.load(spec, path))
+        else:
+            registry.add_embed(LocalEmbedder(spec, path, settings.embed_threads))
+    app[REGISTRY] = registry
+    ready_check(app, registry.healthy)
+    yield
+    registry.shutdown()
+    log.info("models unloaded")
+
+
+async def _endpoints_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings: InferenceSettings = app[SETTINGS]  # type: ignore[assignment]
+    bus = app[BUS]
+    await ensure_streams(bus.js)
+    usage = UsagePublisher(bus)
+    handlers = InferenceHandlers(app[REGISTRY], usage)
+    endpoints = Endpoints(
+        bus,
+        SERVICE,
+        description="Local-first LLM inference (vLLM) and embeddings",
+        max_in_flight=settings.max_in_flight,
+        ping_interval=settings.ping_interval_s,
+    )
+    await endpoints.start()
+    group = subjects.INFERENCE_QUEUE_GROUP
+    await endpoints.add_stream("chat", subjects.INFERENCE_CHAT, ChatRequest, handlers.chat, group)
+    await endpoints.add("embed", subjects.INFERENCE_EMBED, EmbedRequest, handlers.embed, group)
+    await endpoints.add("models", subjects.INFERENCE_MODELS, ModelsRequest, handlers.models, group)
+    app[ENDPOINTS] = endpoints
+    log.info("serving", subjects=[subjects.INFERENCE_CHAT, subjects.INFERENCE_EMBED])
+    yield
+    await endpoints.stop(grace=settings.drain_grace_s)
+    await usage.flush()
