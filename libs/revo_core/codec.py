@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any, TypeVar
 
 import msgspec
@@ -37,9 +38,15 @@ def decode(data: bytes, kind: type[T]) -> T:
         raise InvalidRequest(f"malformed JSON: {exc}") from None
 
 
+_MISSING = re.compile(r"missing required field `([^`]+)`")
+_AT = re.compile(r"at `\$\.?([^`]*)`")
+
+
 def _field_of(message: str) -> str | None:
-    marker = "at `$"
-    if marker not in message:
-        return None
-    path = message.split(marker, 1)[1].rstrip("`")
-    return path.lstrip(".") or None
+    """The offending field as a dotted path: `max_tokens`, `messages[0].role`."""
+    at = _AT.search(message)
+    path = at.group(1) if at else ""
+    missing = _MISSING.search(message)
+    if missing:
+        path = f"{path}.{missing.group(1)}" if path else missing.group(1)
+    return path or None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import aclosing
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -173,8 +174,10 @@ class Endpoints:
         raise _StreamStopped(stopper.result())
 
     async def _produce(self, reply: StreamReply, chunks: AsyncIterator[Any]) -> None:
-        async for chunk in chunks:
-            await reply.send(chunk)
+        # aclosing: a cancelled stream closes the handler at once, so it can free its work.
+        async with aclosing(chunks) as stream:
+            async for chunk in stream:
+                await reply.send(chunk)
         await reply.send_end()
 
     async def _watch_caller(self, reply: StreamReply) -> str:

@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import NoRespondersError
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Span, StatusCode
 
 from revo_core import headers as h
 from revo_core import tracing
@@ -59,7 +59,7 @@ class ChunkStream(Generic[T]):
         self._inbox = bus.nc.new_inbox()
         self._queue: asyncio.Queue[Msg] = asyncio.Queue()
         self._sub: Subscription | None = None
-        self._span_cm: Any = None
+        self._span: Span | None = None
         self._deadline = 0.0
         self._next_seq = 0
         self._ended = False
@@ -72,11 +72,10 @@ class ChunkStream(Generic[T]):
         await self.aclose()
 
     async def start(self) -> None:
-        self._span_cm = tracing.publish_span(self._subject, kind=SpanKind.CLIENT)
-        self._span_cm.__enter__()
+        self._span = tracing.start_client_span(self._subject)
         self._deadline = time.time() + self._timeout
         self._sub = await self._bus.nc.subscribe(self._inbox, cb=self._on_message)
-        headers = tracing.inject({h.DEADLINE: str(int(self._deadline * 1000))})
+        headers = tracing.inject({h.DEADLINE: str(int(self._deadline * 1000))}, self._span)
         await self._bus.nc.publish(
             self._subject, encode(self._message), reply=self._inbox, headers=headers
         )
@@ -102,7 +101,9 @@ class ChunkStream(Generic[T]):
             self._ended = True
         try:
             raise_if_error(msg)
-        except Exception:
+        except Exception as exc:
+            if self._span is not None:
+                self._span.set_status(StatusCode.ERROR, str(exc))
             await self.aclose()
             raise
         self._check_sequence(headers)
@@ -133,12 +134,13 @@ class ChunkStream(Generic[T]):
         if self._sub is None:
             return
         sub, self._sub = self._sub, None
-        if not self._ended and self._bus.nc.is_connected:
+        if self._span is not None:
+            self._span.end()
+        if self._bus.nc.is_closed:
+            return  # the connection took the subscription with it
+        if not self._ended:
             await self._bus.nc.publish(cancel_subject(self._inbox), b"")
         await sub.unsubscribe()
-        if self._span_cm is not None:
-            self._span_cm.__exit__(None, None, None)
-            self._span_cm = None
 
 
 def stream_request(
@@ -166,11 +168,9 @@ class StreamReply:
         deadline_ms = (msg.headers or {}).get(h.DEADLINE)
         self.deadline = int(deadline_ms) / 1000 if deadline_ms else None
 
-    async def send(self, chunk: Any, last: bool = False) -> None:
-        kind = h.STREAM_END if last else h.STREAM_CHUNK
-        headers = {h.STREAM: kind, h.STREAM_SEQ: str(self._seq)}
+    async def send(self, chunk: Any) -> None:
+        headers = {h.STREAM: h.STREAM_CHUNK, h.STREAM_SEQ: str(self._seq)}
         self._seq += 1
-        self.ended = last
         await self._bus.nc.publish(self.inbox, encode(chunk), headers=headers)
 
     async def send_end(self) -> None:

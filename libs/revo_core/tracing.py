@@ -42,11 +42,13 @@ def shutdown_tracing() -> None:
         provider.shutdown()
 
 
-def inject(headers: dict[str, str] | None = None) -> dict[str, str]:
-    """Headers carrying the current trace context (traceparent, tracestate, baggage)."""
-    headers = dict(headers or {})
-    propagate.inject(headers)
-    return headers
+def inject(headers: Mapping[str, str] | None = None, span: Span | None = None) -> dict[str, str]:
+    """Headers carrying the trace context (traceparent, tracestate, baggage) of `span`,
+    or of the current span."""
+    carrier = dict(headers or {})
+    ctx = trace.set_span_in_context(span) if span is not None else None
+    propagate.inject(carrier, context=ctx)
+    return carrier
 
 
 def extract(headers: Mapping[str, str] | None) -> context.Context:
@@ -68,6 +70,14 @@ def publish_span(subject: str, kind: SpanKind = SpanKind.PRODUCER) -> Iterator[S
         f"{subject} publish", kind=kind, attributes=_attributes(subject, "publish")
     ) as span:
         yield span
+
+
+def start_client_span(subject: str) -> Span:
+    """A `<subject> publish` span that outlives one block (a streamed request); the
+    caller ends it. Not made current: it may end in another task than it began."""
+    return _tracer.start_span(
+        f"{subject} publish", kind=SpanKind.CLIENT, attributes=_attributes(subject, "publish")
+    )
 
 
 @contextmanager

@@ -7,6 +7,7 @@ here takes a lock or a queue, so nothing here serializes them.
 from __future__ import annotations
 
 import os
+from contextlib import aclosing
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -48,6 +49,7 @@ class LocalChatEngine:
             args, stat_loggers=[_stat_logger_factory(spec.name)]
         )
         log.info("local model loaded", model=spec.name, path=model_path)
+        metrics.UNFINISHED.labels(spec.name).set_function(engine.get_num_unfinished_requests)
         return cls(spec, engine)
 
     def render_prompt(self, messages: list[dict[str, Any]]) -> list[int]:
@@ -61,14 +63,11 @@ class LocalChatEngine:
         self, request_id: str, prompt_ids: list[int], params: SamplingParams
     ) -> AsyncIterator[RequestOutput]:
         """Stream outputs; closing this generator early aborts the request in vLLM."""
-        metrics.UNFINISHED.labels(self.spec.name).inc()
-        try:
-            async for output in self._engine.generate(
-                TokensPrompt(prompt_token_ids=prompt_ids), params, request_id
-            ):
+        prompt = TokensPrompt(prompt_token_ids=prompt_ids)
+        # Closed explicitly (not left to the garbage collector) so the abort is immediate.
+        async with aclosing(self._engine.generate(prompt, params, request_id)) as outputs:
+            async for output in outputs:
                 yield output
-        finally:
-            metrics.UNFINISHED.labels(self.spec.name).dec()
 
     @property
     def unfinished_requests(self) -> int:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 import structlog
 from vllm.outputs import RequestOutput
@@ -40,10 +42,14 @@ class InferenceHandlers:
         params = prompts.sampling_params(request)
         tally = _Tally(engine.spec.name, len(prompt_ids))
         try:
-            async for output in _engine_outputs(engine, request, prompt_ids, params):
-                chunk = tally.chunk(request, output)
-                if chunk is not None:
-                    yield chunk
+            async with aclosing(_engine_outputs(engine, request, prompt_ids, params)) as outputs:
+                async for output in outputs:
+                    chunk = tally.chunk(request, output)
+                    if chunk is not None:
+                        yield chunk
+        except BaseException as exc:
+            tally.stopped_by(exc)
+            raise
         finally:
             self._usage.record(tally.usage_event(request))
 
@@ -88,8 +94,9 @@ async def _engine_outputs(
 ) -> AsyncIterator[RequestOutput]:
     """The engine's outputs, with its errors mapped onto the error contract."""
     try:
-        async for output in engine.generate(request.request_id, prompt_ids, params):
-            yield output
+        async with aclosing(engine.generate(request.request_id, prompt_ids, params)) as outputs:
+            async for output in outputs:
+                yield output
     except ValueError as exc:  # vLLM's verdict on a request it refuses (e.g. bad schema)
         raise InvalidRequest(f"the engine refused the request: {exc}") from None
     except RuntimeError as exc:
@@ -149,6 +156,11 @@ class _Tally:
                 (self.completion_tokens - 1) / elapsed
             )
 
+    def stopped_by(self, exc: BaseException) -> None:
+        if self.finish_reason is None:
+            stopped = isinstance(exc, asyncio.CancelledError | GeneratorExit)
+            self.finish_reason = "cancelled" if stopped else "error"
+
     def usage_event(self, request: ChatRequest) -> UsageEvent:
         now = time.perf_counter()
         metrics.PROMPT_TOKENS.labels(self.model).inc(self.prompt_tokens)
@@ -164,6 +176,6 @@ class _Tally:
             completion_tokens=self.completion_tokens,
             duration_ms=(now - self.started) * 1000,
             ttft_ms=ttft,
-            finish_reason=self.finish_reason or "cancelled",
+            finish_reason=self.finish_reason,
             run_id=request.run_id,
         )

@@ -28,7 +28,7 @@ WAITING = Gauge(
 )
 UNFINISHED = Gauge(
     "revo_inference_unfinished_requests",
-    "Requests submitted to the engine and not yet finished or aborted.",
+    "Requests vLLM holds now (not yet finished or aborted), read from the engine.",
     ["model"],
 )
 USAGE_PUBLISH_FAILURES = Counter(

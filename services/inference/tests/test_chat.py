@@ -4,40 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 
 import pytest
+from inference_testkit import chat_request, collect
 
-from revo_contracts import subjects
-from revo_contracts.inference import (
-    ChatChunk,
-    ChatMessage,
-    ChatRequest,
-    FunctionDef,
-    JsonSchemaFormat,
-    ResponseFormat,
-    Tool,
-)
-from revo_core.streaming import stream_request
+from revo_contracts.inference import FunctionDef, JsonSchemaFormat, ResponseFormat, Tool
 
 pytestmark = pytest.mark.usefixtures("inference_service")
-
-
-def chat_request(text: str, **overrides) -> ChatRequest:
-    fields = {
-        "messages": [ChatMessage(role="user", content=text)],
-        "tenant": "acme",
-        "request_id": f"req-{uuid.uuid4().hex}",
-        "temperature": 0.0,
-        "max_tokens": 32,
-    }
-    fields.update(overrides)
-    return ChatRequest(**fields)
-
-
-async def collect(bus, request: ChatRequest) -> list[ChatChunk]:
-    async with stream_request(bus, subjects.INFERENCE_CHAT, request, ChatChunk) as chunks:
-        return [chunk async for chunk in chunks]
 
 
 async def test_a_streamed_answer_arrives_in_several_chunks_ending_with_usage(bus):
