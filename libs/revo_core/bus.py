@@ -40,15 +40,18 @@ class Bus:
         self.js: JetStreamContext = nc.jetstream()
 
     @classmethod
-    async def connect(cls, url: str, name: str, connect_timeout: float = 2.0) -> Bus:
-        """Connect with endless reconnects; fail fast and clearly if nothing answers now."""
+    async def connect(
+        cls, url: str, name: str, connect_timeout: float = 2.0, connect_attempts: int = 3
+    ) -> Bus:
+        """Connect, failing clearly after a few attempts if nothing answers now; once
+        connected, reconnect forever (a restarted nats-server must not kill a service)."""
         try:
             nc = await nats.connect(
                 url,
                 name=name,
                 connect_timeout=connect_timeout,
                 allow_reconnect=True,
-                max_reconnect_attempts=-1,
+                max_reconnect_attempts=connect_attempts,
                 reconnect_time_wait=0.5,
                 error_cb=_log_error,
                 disconnected_cb=_log_disconnect,
@@ -59,6 +62,7 @@ class Bus:
                 f"cannot reach NATS at {url} ({exc.__class__.__name__}); "
                 "is nats-server running? `revo up` starts one"
             ) from None
+        nc.options["max_reconnect_attempts"] = -1
         return cls(nc, url)
 
     @property
@@ -149,7 +153,7 @@ async def _log_error(exc: Exception) -> None:
 
 
 async def _log_disconnect() -> None:
-    log.warning("nats disconnected")
+    log.info("nats disconnected")
 
 
 async def _log_reconnect() -> None:

@@ -1,0 +1,120 @@
+"""Generate proto/: one JSON Schema per message and an AsyncAPI document of the subjects.
+
+`python -m revo_contracts.proto [--check]` (what `make proto` runs). With --check it
+writes nothing and exits 1 when proto/ differs from what the Structs say.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from revo_contracts.catalog import CHANNELS, MESSAGES, Channel, message_schema
+
+ASYNCAPI_FILE = "asyncapi.json"
+
+
+def render() -> dict[str, str]:
+    """File name -> content of every file proto/ should hold."""
+    files = {
+        f"schemas/{m.__name__}.schema.json": _dump(message_schema(m)) for m in MESSAGES
+    }
+    files[ASYNCAPI_FILE] = _dump(asyncapi())
+    return files
+
+
+def asyncapi() -> dict[str, Any]:
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "revo",
+            "version": "0.1.0",
+            "description": "Every NATS subject of revo and the messages on it (JSON).",
+        },
+        "defaultContentType": "application/json",
+        "channels": {_channel_id(c): _channel(c) for c in CHANNELS},
+        "operations": {_channel_id(c): _operation(c) for c in CHANNELS},
+        "components": {
+            "messages": {
+                m.__name__: {"payload": {"$ref": f"schemas/{m.__name__}.schema.json"}}
+                for m in MESSAGES
+            }
+        },
+    }
+
+
+def _channel_id(channel: Channel) -> str:
+    return channel.address.replace(".", "_").replace("{", "").replace("}", "")
+
+
+def _channel(channel: Channel) -> dict[str, Any]:
+    names = [channel.sends.__name__, *(r.__name__ for r in channel.replies)]
+    return {
+        "address": channel.address,
+        "description": channel.description,
+        "messages": {n: {"$ref": f"#/components/messages/{n}"} for n in names},
+    }
+
+
+def _operation(channel: Channel) -> dict[str, Any]:
+    ref = f"#/channels/{_channel_id(channel)}"
+    operation: dict[str, Any] = {
+        "action": "receive",
+        "channel": {"$ref": ref},
+        "messages": [{"$ref": f"{ref}/messages/{channel.sends.__name__}"}],
+    }
+    if channel.replies:
+        operation["reply"] = {
+            "messages": [{"$ref": f"{ref}/messages/{r.__name__}"} for r in channel.replies],
+        }
+        operation["x-revo-streamed-reply"] = channel.reply_is_stream
+    return operation
+
+
+def _dump(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
+def stale_files(proto_dir: Path) -> list[str]:
+    """Files that are missing, different or no longer generated."""
+    expected = render()
+    actual = {
+        str(p.relative_to(proto_dir)): p.read_text()
+        for p in proto_dir.rglob("*.json")
+    }
+    return sorted(
+        name
+        for name in expected.keys() | actual.keys()
+        if expected.get(name) != actual.get(name)
+    )
+
+
+def write(proto_dir: Path) -> None:
+    for stale in proto_dir.rglob("*.json"):
+        stale.unlink()
+    for name, content in render().items():
+        path = proto_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dir", type=Path, default=Path("proto"))
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args()
+    if args.check:
+        stale = stale_files(args.dir)
+        for name in stale:
+            print(f"out of date: {args.dir / name}")
+        return 1 if stale else 0
+    write(args.dir)
+    print(f"wrote {len(render())} files to {args.dir}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
