@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -34,35 +34,49 @@ def _redact_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def configure_logging(service: str, level: str = "INFO", json: bool | None = None) -> None:
+def configure_logging(
+    service: str, level: str = "INFO", json: bool | None = None, stream: TextIO | None = None
+) -> None:
+    stream = stream or sys.stdout
     if json is None:
-        json = not sys.stdout.isatty()
-    renderer = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
-    )
+        json = not stream.isatty()
+    def add_service(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+        event.setdefault("service", service)
+        return event
+
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        add_service,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_trace_ids,
+        _redact_secrets,
+    ]
+    renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _add_trace_ids,
-            _redact_secrets,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=True,
     )
-    structlog.contextvars.bind_contextvars(service=service)
-    _route_stdlib_logging(level)
+    _route_stdlib_logging(shared, renderer, stream)
 
 
-def _route_stdlib_logging(level: str) -> None:
-    """Libraries (nats, vllm, aiohttp) log through stdlib; keep them on stderr, plain,
-    at WARNING, so our stdout stays one JSON object per line."""
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, force=True)
-    logging.getLogger("revo").setLevel(level.upper())
+def _route_stdlib_logging(shared: list[Any], renderer: Any, stream: TextIO) -> None:
+    """Libraries (nats, vllm, aiohttp) log through stdlib: render their WARNING and above
+    through the same processors, so the stream stays one JSON object per line."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    logging.basicConfig(handlers=[handler], level=logging.WARNING, force=True)
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:

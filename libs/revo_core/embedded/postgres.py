@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
+from typing import Any
 
 from revo_core.embedded.nats_server import EmbeddedProcessError
 
@@ -19,18 +21,24 @@ DATABASE = "revo"
 _PG_USER = "postgres"
 
 
-def _bin(name: str) -> str:
-    from pgserver._commands import POSTGRES_BIN_PATH
+def _pgserver() -> Any:
+    with warnings.catch_warnings():
+        # pgserver's import asks platformdirs for a runtime dir we never use.
+        warnings.simplefilter("ignore")
+        import pgserver._commands
+        import pgserver.utils
 
-    return str(Path(POSTGRES_BIN_PATH) / name)
+    return pgserver
+
+
+def _bin(name: str) -> str:
+    return str(Path(_pgserver()._commands.POSTGRES_BIN_PATH) / name)
 
 
 def _system_user() -> str | None:
     if os.geteuid() != 0:
         return None
-    from pgserver.utils import ensure_user_exists
-
-    ensure_user_exists("pgserver")
+    _pgserver().utils.ensure_user_exists("pgserver")
     return "pgserver"
 
 

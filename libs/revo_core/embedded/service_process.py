@@ -31,15 +31,22 @@ class ServiceProcess:
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}/metrics"
 
+    @property
+    def stderr_file(self) -> Path:
+        return self.log_file.with_suffix(".stderr.log")
+
     def start(self) -> ServiceProcess:
-        """Start in its own process group, so vLLM's engine processes stop with it."""
+        """Start in its own process group, so vLLM's engine processes stop with it.
+
+        stdout (our JSON log lines) and stderr (third-party noise, e.g. the vLLM engine
+        process's plain prints) go to separate files."""
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_file.open("ab") as log:
+        with self.log_file.open("ab") as log, self.stderr_file.open("ab") as err:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", self.module],
                 env={**os.environ, **self.env},
                 stdout=log,
-                stderr=subprocess.STDOUT,
+                stderr=err,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
@@ -66,7 +73,11 @@ class ServiceProcess:
         )
 
     def log_tail(self, chars: int = 4000) -> str:
-        return self.log_file.read_text(errors="replace")[-chars:] if self.log_file.exists() else ""
+        tails = []
+        for path in (self.log_file, self.stderr_file):
+            if path.exists():
+                tails.append(f"--- {path.name}\n{path.read_text(errors='replace')[-chars:]}")
+        return "\n".join(tails)
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM (the service drains), then SIGKILL after `timeout`; returns the exit code."""
