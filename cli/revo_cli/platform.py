@@ -6,6 +6,7 @@ service as its own process; every one outlives the terminal that started it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -94,7 +95,9 @@ def _start_services(state: PlatformState, base: Path) -> None:
     say(f"  waiting for {', '.join(processes)} (loading the model takes ~30 s)...")
     for name, process in processes.items():
         seconds = process.wait_ready(READY_TIMEOUT_S)
-        say(f"  {name:<13} ready after {seconds:.0f} s, metrics http://127.0.0.1:{process.http_port}/metrics")
+        say(
+            f"  {name:<13} ready after {seconds:.0f} s, metrics http://127.0.0.1:{process.http_port}/metrics"
+        )
 
 
 def _print_ready(state: PlatformState, seconds: float) -> None:
@@ -148,10 +151,8 @@ def _signal_group(pid: int, sig: int) -> None:
 
 def _reap(pid: int) -> None:
     # A child of this very process (up then down in one run) must be reaped to vanish.
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 if __name__ == "__main__":

@@ -19,9 +19,7 @@ ASYNCAPI_FILE = "asyncapi.json"
 
 def render() -> dict[str, str]:
     """File name -> content of every file proto/ should hold."""
-    files = {
-        f"schemas/{m.__name__}.schema.json": _dump(message_schema(m)) for m in MESSAGES
-    }
+    files = {f"schemas/{m.__name__}.schema.json": _dump(message_schema(m)) for m in MESSAGES}
     files[ASYNCAPI_FILE] = _dump(asyncapi())
     return files
 
@@ -81,14 +79,9 @@ def _dump(document: dict[str, Any]) -> str:
 def stale_files(proto_dir: Path) -> list[str]:
     """Files that are missing, different or no longer generated."""
     expected = render()
-    actual = {
-        str(p.relative_to(proto_dir)): p.read_text()
-        for p in proto_dir.rglob("*.json")
-    }
+    actual = {str(p.relative_to(proto_dir)): p.read_text() for p in proto_dir.rglob("*.json")}
     return sorted(
-        name
-        for name in expected.keys() | actual.keys()
-        if expected.get(name) != actual.get(name)
+        name for name in expected.keys() | actual.keys() if expected.get(name) != actual.get(name)
     )
 
 

@@ -20,12 +20,12 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from opentelemetry.trace import SpanKind
 
+from revo_contracts.errors import Error
 from revo_core import headers as h
 from revo_core import tracing
 from revo_core.codec import decode, encode
 from revo_core.errors import BusUnavailable, RequestTimeout, error_from_code, error_from_contract
 from revo_core.logging import get_logger
-from revo_contracts.errors import Error
 
 T = TypeVar("T")
 log = get_logger("revo.bus")
@@ -158,4 +158,3 @@ async def _log_disconnect() -> None:
 
 async def _log_reconnect() -> None:
     log.info("nats reconnected")
-

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from contextlib import aclosing
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from typing import Any
 
 from nats.aio.msg import Msg
@@ -118,7 +118,9 @@ class Endpoints:
         async def on_request(request: Request) -> None:
             msg = request._msg
             if len(self._tasks) >= self._max_in_flight:
-                await _respond_error(msg, Overloaded(f"{self._name} is at {len(self._tasks)} requests"))
+                await _respond_error(
+                    msg, Overloaded(f"{self._name} is at {len(self._tasks)} requests")
+                )
                 metrics.REQUESTS.labels(self._name, name, "overloaded").inc()
                 return
             task = asyncio.create_task(self._handle(name, subject, msg, run))

@@ -43,8 +43,6 @@ async def ensure_stream(js: JetStreamContext, spec: StreamSpec) -> None:
     await js.update_stream(config)
 
 
-async def ensure_streams(
-    js: JetStreamContext, specs: tuple[StreamSpec, ...] = ALL_STREAMS
-) -> None:
+async def ensure_streams(js: JetStreamContext, specs: tuple[StreamSpec, ...] = ALL_STREAMS) -> None:
     for spec in specs:
         await ensure_stream(js, spec)

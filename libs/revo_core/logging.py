@@ -40,6 +40,7 @@ def configure_logging(
     stream = stream or sys.stdout
     if json is None:
         json = not stream.isatty()
+
     def add_service(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
         event.setdefault("service", service)
         return event

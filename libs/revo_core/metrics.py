@@ -15,9 +15,7 @@ REQUEST_SECONDS = Histogram(
     ["service", "endpoint"],
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
-IN_FLIGHT = Gauge(
-    "revo_requests_in_flight", "Requests being handled now.", ["service", "endpoint"]
-)
+IN_FLIGHT = Gauge("revo_requests_in_flight", "Requests being handled now.", ["service", "endpoint"])
 CANCELLED = Counter(
     "revo_streams_cancelled_total",
     "Streamed requests stopped early, by reason (caller_cancel, caller_gone, deadline).",

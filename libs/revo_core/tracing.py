@@ -25,9 +25,7 @@ def setup_tracing(service_name: str, extra_processor: SpanProcessor | None = Non
         return
     resource = Resource.create({"service.name": os.getenv("OTEL_SERVICE_NAME", service_name)})
     provider = TracerProvider(resource=resource)
-    if os.getenv("OTEL_EXPORTER_OTLP_ENDPOINT") or os.getenv(
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
-    ):
+    if os.getenv("OTEL_EXPORTER_OTLP_ENDPOINT") or os.getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))

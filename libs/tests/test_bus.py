@@ -8,6 +8,7 @@ import msgspec
 import pytest
 
 from revo_contracts.errors import ErrorCode
+from revo_contracts.streams import ALL_STREAMS
 from revo_core.bus import Bus
 from revo_core.embedded.ports import free_port
 from revo_core.endpoints import Endpoints
@@ -20,7 +21,6 @@ from revo_core.errors import (
     RequestTimeout,
 )
 from revo_core.jetstream import ensure_streams
-from revo_contracts.streams import ALL_STREAMS
 
 
 class Greet(msgspec.Struct):

@@ -6,9 +6,9 @@ import os
 # Set before vLLM is imported, and inherited by the engine processes it spawns.
 os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")
 
-from revo_core.service import run_service  # noqa: E402
-from revo_inference.app import SERVICE, create_app  # noqa: E402
-from revo_inference.settings import InferenceSettings  # noqa: E402
+from revo_core.service import run_service
+from revo_inference.app import SERVICE, create_app
+from revo_inference.settings import InferenceSettings
 
 # vLLM starts worker processes; the guard keeps them from re-running the service.
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ here takes a lock or a queue, so nothing here serializes them.
 from __future__ import annotations
 
 import os
-from contextlib import aclosing
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from vllm import SamplingParams
@@ -45,9 +45,7 @@ class LocalChatEngine:
             gpu_memory_utilization=spec.gpu_memory_utilization,
             disable_log_stats=False,
         )
-        engine = AsyncLLM.from_engine_args(
-            args, stat_loggers=[_stat_logger_factory(spec.name)]
-        )
+        engine = AsyncLLM.from_engine_args(args, stat_loggers=[_stat_logger_factory(spec.name)])
         log.info("local model loaded", model=spec.name, path=model_path)
         metrics.UNFINISHED.labels(spec.name).set_function(engine.get_num_unfinished_requests)
         return cls(spec, engine)

@@ -20,9 +20,7 @@ PROMPT_TOKENS = Counter("revo_inference_prompt_tokens_total", "Prompt tokens.", 
 COMPLETION_TOKENS = Counter(
     "revo_inference_completion_tokens_total", "Generated tokens (rate() = tokens/s).", ["model"]
 )
-RUNNING = Gauge(
-    "revo_inference_running_requests", "Requests the engine is running now.", ["model"]
-)
+RUNNING = Gauge("revo_inference_running_requests", "Requests the engine is running now.", ["model"])
 WAITING = Gauge(
     "revo_inference_waiting_requests", "Requests queued in the engine, not yet running.", ["model"]
 )

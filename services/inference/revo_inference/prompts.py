@@ -30,14 +30,19 @@ def _as_template_message(message: ChatMessage) -> dict[str, Any]:
     if message.tool_calls and not content:
         # The template only knows text: show earlier calls as the JSON the model wrote.
         content = json.dumps(
-            [{"name": c.function.name, "arguments": c.function.arguments} for c in message.tool_calls]
+            [
+                {"name": c.function.name, "arguments": c.function.arguments}
+                for c in message.tool_calls
+            ]
         )
     return {"role": message.role, "content": content}
 
 
 def _describe_tools(tools: list[Tool]) -> str:
-    lines = ["You can call these tools. To call one, answer with JSON "
-             '{"name": <tool name>, "arguments": {...}}.']
+    lines = [
+        "You can call these tools. To call one, answer with JSON "
+        '{"name": <tool name>, "arguments": {...}}.'
+    ]
     for tool in tools:
         fn = tool.function
         lines.append(f"- {fn.name}: {fn.description} Arguments schema: {json.dumps(fn.parameters)}")

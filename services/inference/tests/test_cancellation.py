@@ -48,9 +48,9 @@ async def test_a_caller_that_disappears_is_detected_and_its_request_aborted(
     await stream.aclose()  # nothing left to tell: must not raise on a closed connection
 
     assert await wait_for_metric(inference_service, UNFINISHED, 0, model=EMBEDDED_CHAT_MODEL) == 0
-    assert await wait_for_metric(inference_service, CANCELLED, before + 1, reason="caller_gone") == (
-        before + 1
-    )
+    assert await wait_for_metric(
+        inference_service, CANCELLED, before + 1, reason="caller_gone"
+    ) == (before + 1)
 
 
 async def test_a_caller_timeout_raises_and_frees_the_engine(bus, inference_service):

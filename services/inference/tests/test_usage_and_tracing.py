@@ -62,7 +62,11 @@ async def test_a_usage_event_published_twice_is_stored_once(bus):
 
 async def test_embeddings_are_real_and_publish_usage(bus):
     tenant = f"t{uuid.uuid4().hex[:8]}"
-    texts = ["The build failed on a missing import.", "CI broke: an import is missing.", "I like tea."]
+    texts = [
+        "The build failed on a missing import.",
+        "CI broke: an import is missing.",
+        "I like tea.",
+    ]
     request = EmbedRequest(texts=texts, tenant=tenant, request_id=f"emb-{uuid.uuid4().hex}")
 
     reply = await bus.request(subjects.INFERENCE_EMBED, request, EmbedResponse, timeout=30)
