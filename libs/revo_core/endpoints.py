@@ -13,12 +13,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Any
 
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.micro import ServiceConfig, add_service
 from nats.micro.request import Request
 from nats.micro.service import EndpointConfig, Service
 from opentelemetry.trace import SpanKind, StatusCode
 
+from revo_core import headers as h
 from revo_core import metrics, tracing
 from revo_core.bus import Bus
 from revo_core.codec import decode, encode
@@ -118,9 +120,8 @@ class Endpoints:
         async def on_request(request: Request) -> None:
             msg = request._msg
             if len(self._tasks) >= self._max_in_flight:
-                await _respond_error(
-                    msg, Overloaded(f"{self._name} is at {len(self._tasks)} requests")
-                )
+                busy = Overloaded(f"{self._name} is at {len(self._tasks)} requests")
+                await _respond_error(self._bus.nc, msg, busy)
                 metrics.REQUESTS.labels(self._name, name, "overloaded").inc()
                 return
             task = asyncio.create_task(self._handle(name, subject, msg, run))
@@ -145,13 +146,14 @@ class Endpoints:
                 outcome = exc.code.value
                 span.set_status(StatusCode.ERROR, str(exc))
                 log.info("request rejected", endpoint=name, code=outcome, error=exc.message)
-                await _respond_error(msg, exc)
+                await _respond_error(self._bus.nc, msg, exc)
             except Exception as exc:
                 outcome = "internal"
                 span.record_exception(exc)
                 span.set_status(StatusCode.ERROR, repr(exc))
                 log.exception("request failed", endpoint=name)
-                await _respond_error(msg, InternalError(f"{exc.__class__.__name__}: {exc}"))
+                internal = InternalError(f"{exc.__class__.__name__}: {exc}")
+                await _respond_error(self._bus.nc, msg, internal)
             finally:
                 in_flight.dec()
                 metrics.REQUESTS.labels(self._name, name, outcome).inc()
@@ -219,14 +221,12 @@ class Endpoints:
             await asyncio.gather(*pending, return_exceptions=True)
 
 
-async def _respond_error(msg: Msg, error: ServiceError) -> None:
+async def _respond_error(nc: Client, msg: Msg, error: ServiceError) -> None:
     if not msg.reply:
         return
-    from revo_core import headers as h
-
     headers = {
         h.ERROR_CODE: error.code.value,
         h.ERROR_MESSAGE: error.message[:1024],
         h.STREAM: h.STREAM_END,
     }
-    await msg._client.publish(msg.reply, encode(error.to_error()), headers=headers)
+    await nc.publish(msg.reply, encode(error.to_error()), headers=headers)

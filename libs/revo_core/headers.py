@@ -6,11 +6,11 @@ MSG_ID = "Nats-Msg-Id"
 STATUS = "Status"
 NO_RESPONDERS = "503"
 
-# Streamed replies: every message on the reply inbox says what it is.
+# Streamed replies: chunks are plain messages; the end, a ping or an error say what they are.
 STREAM = "Revo-Stream"
-STREAM_CHUNK = "chunk"
 STREAM_END = "end"
 STREAM_PING = "ping"
+# On the end message: how many chunks were sent.
 STREAM_SEQ = "Revo-Seq"
 # Absolute deadline (unix epoch, milliseconds) after which the server gives up.
 DEADLINE = "Revo-Deadline"

@@ -1,0 +1,97 @@
+"""`revo up` on a clean state dir: real NATS, Postgres and inference processes; then
+status, ask and down, as a user would run them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REVO = str(Path(sys.executable).with_name("revo"))
+
+
+def revo(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([REVO, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def platform():
+    state_dir = Path(tempfile.mkdtemp(prefix="revo-up-"))
+    state_dir.chmod(0o755)
+    env = {**os.environ, "REVO_STATE_DIR": str(state_dir)}
+    env.pop("NATS_URL", None)
+    up = revo("up", env=env, timeout=400)
+    state = json.loads((state_dir / "state.json").read_text()) if up.returncode == 0 else {}
+    yield up, env, state
+    revo("down", env=env)
+
+
+def test_revo_up_starts_everything_and_says_where_to_connect(platform):
+    up, _, state = platform
+
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "revo is up in" in up.stdout
+    assert state["nats_url"] in up.stdout
+    assert state["postgres_dsn"] in up.stdout
+    assert 'revo ask "' in up.stdout
+
+
+def test_revo_status_lists_the_inference_service_from_nats(platform):
+    _, env, _ = platform
+
+    status = revo("status", env=env)
+
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "inference" in status.stdout and "inference.chat" in status.stdout
+
+
+def test_revo_ask_streams_an_answer_and_reports_usage(platform):
+    _, env, _ = platform
+
+    ask = revo("ask", "What is the capital of France?", "--max-tokens", "24", env=env)
+
+    assert ask.returncode == 0, ask.stderr
+    assert "Paris" in ask.stdout
+    assert "completion tokens" in ask.stderr
+
+
+def test_revo_ask_for_an_unknown_model_fails_clearly(platform):
+    _, env, _ = platform
+
+    ask = revo("ask", "hi", "--model", "nope", env=env)
+
+    assert ask.returncode == 1
+    assert "not_found: unknown chat model 'nope'" in ask.stderr
+
+
+def test_a_second_revo_up_refuses_and_points_to_revo_down(platform):
+    _, env, _ = platform
+
+    again = revo("up", env=env)
+
+    assert again.returncode == 1 and "already running" in again.stdout
+
+
+def test_revo_down_stops_every_process_it_started(platform):
+    _, env, state = platform
+    pids = [state["nats_pid"], *(s["pid"] for s in state["services"].values())]
+
+    down = revo("down", env=env)
+
+    assert down.returncode == 0 and "revo is down" in down.stdout
+    assert not any(alive(pid) for pid in pids)
+    assert not (Path(env["REVO_STATE_DIR"]) / "state.json").exists()
+    assert "not running" in revo("--nats-url", state["nats_url"], "status", env=env).stdout
