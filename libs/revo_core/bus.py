@@ -24,7 +24,13 @@ from revo_contracts.errors import Error
 from revo_core import headers as h
 from revo_core import tracing
 from revo_core.codec import decode, encode
-from revo_core.errors import BusUnavailable, RequestTimeout, error_from_code, error_from_contract
+from revo_core.errors import (
+    BusUnavailable,
+    InvalidRequest,
+    RequestTimeout,
+    error_from_code,
+    error_from_contract,
+)
 from revo_core.logging import get_logger
 
 T = TypeVar("T")
@@ -69,11 +75,23 @@ class Bus:
     def connected(self) -> bool:
         return self.nc.is_connected
 
+    def encode(self, message: Any) -> bytes:
+        """Encode for sending; a message over the server's max_payload is refused here,
+        with its size, rather than by a connection-level error."""
+        data = encode(message)
+        limit = self.nc.max_payload
+        if limit and len(data) > limit:
+            raise InvalidRequest(
+                f"message of {len(data)} bytes exceeds the {limit}-byte limit of NATS",
+                {"size": len(data), "max_payload": limit},
+            )
+        return data
+
     async def publish(
         self, subject: str, message: Any, headers: Mapping[str, str] | None = None
     ) -> None:
         with tracing.publish_span(subject):
-            await self.nc.publish(subject, encode(message), headers=tracing.inject(headers))
+            await self.nc.publish(subject, self.encode(message), headers=tracing.inject(headers))
 
     async def js_publish(
         self, subject: str, message: Any, msg_id: str | None = None, timeout: float = 5.0
@@ -82,7 +100,7 @@ class Bus:
         extra = {h.MSG_ID: msg_id} if msg_id else None
         with tracing.publish_span(subject):
             return await self.js.publish(
-                subject, encode(message), timeout=timeout, headers=tracing.inject(extra)
+                subject, self.encode(message), timeout=timeout, headers=tracing.inject(extra)
             )
 
     async def request(
@@ -92,7 +110,7 @@ class Bus:
         with tracing.publish_span(subject, kind=SpanKind.CLIENT):
             try:
                 msg = await self.nc.request(
-                    subject, encode(message), timeout=timeout, headers=tracing.inject()
+                    subject, self.encode(message), timeout=timeout, headers=tracing.inject()
                 )
             except NoRespondersError:
                 raise BusUnavailable(f"no service is listening on {subject}") from None

@@ -74,13 +74,12 @@ class ChunkStream(Generic[T]):
         await self.aclose()
 
     async def start(self) -> None:
+        payload = self._bus.encode(self._message)
         self._span = tracing.start_client_span(self._subject)
         self._deadline = time.time() + self._timeout
         self._sub = await self._bus.nc.subscribe(self._inbox, cb=self._on_message)
         headers = tracing.inject({h.DEADLINE: str(int(self._deadline * 1000))}, self._span)
-        await self._bus.nc.publish(
-            self._subject, encode(self._message), reply=self._inbox, headers=headers
-        )
+        await self._bus.nc.publish(self._subject, payload, reply=self._inbox, headers=headers)
 
     async def _on_message(self, msg: Msg) -> None:
         # Pings are answered here, not in __anext__, so a caller that is slow to iterate

@@ -180,3 +180,17 @@ async def test_streams_are_created_idempotently(bus):
         info = await bus.js.stream_info(spec.name)
         assert info.config.subjects == list(spec.subjects)
         assert info.config.duplicate_window == spec.duplicate_window_s
+
+
+async def test_a_message_over_the_payload_limit_is_refused_with_its_size(bus, endpoints):
+    async def greet(request: Greet) -> Greeting:
+        return Greeting(text=request.name)
+
+    await endpoints.add("greet", "test.greet.big", Greet, greet)
+    huge = Greet(name="x" * (bus.nc.max_payload + 1))
+
+    with pytest.raises(InvalidRequest) as err:
+        await bus.request("test.greet.big", huge, Greeting)
+
+    assert err.value.details["max_payload"] == bus.nc.max_payload
+    assert (await bus.request("test.greet.big", Greet(name="ok"), Greeting)).text == "ok"

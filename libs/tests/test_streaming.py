@@ -9,7 +9,7 @@ import pytest
 
 from revo_core.bus import Bus
 from revo_core.endpoints import Endpoints
-from revo_core.errors import BusUnavailable, RequestTimeout, UpstreamError
+from revo_core.errors import BusUnavailable, InvalidRequest, RequestTimeout, UpstreamError
 from revo_core.streaming import stream_request
 
 
@@ -109,5 +109,17 @@ async def test_a_silent_server_is_an_idle_timeout(bus, counter):
 async def test_streaming_to_a_subject_nobody_serves_is_bus_unavailable(bus):
     with pytest.raises(BusUnavailable):
         async with stream_request(bus, "test.nobody", Count(to=1), Number) as numbers:
+            async for _ in numbers:
+                pass
+
+
+async def test_a_streamed_request_over_the_payload_limit_is_refused_before_sending(bus, counter):
+    class Oversized(msgspec.Struct):
+        to: int
+        padding: str
+
+    request = Oversized(to=1, padding="x" * (bus.nc.max_payload + 1))
+    with pytest.raises(InvalidRequest, match="exceeds"):
+        async with stream_request(bus, "test.count", request, Number) as numbers:
             async for _ in numbers:
                 pass
