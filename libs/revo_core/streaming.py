@@ -8,7 +8,9 @@ Wire protocol:
   error ends the stream instead, with the micro error headers;
 - while streaming, the server pings the inbox with a request; "no responders" means the
   caller is gone, so the server stops the work;
-- a caller that stops early publishes to `<inbox>.cancel`, which the server watches.
+- a caller that stops early publishes to `<inbox>.cancel`, which the server watches;
+- the same pings tell the caller that the server is alive: a stream that hears nothing at
+  all (no chunk, no ping) for `silence_timeout` has lost its server (killed, restarted).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from revo_core import headers as h
 from revo_core import tracing
 from revo_core.bus import Bus, raise_if_error
 from revo_core.codec import decode, encode
-from revo_core.errors import BusUnavailable, InternalError, RequestTimeout
+from revo_core.errors import BusUnavailable, InternalError, RequestTimeout, UpstreamError
 
 T = TypeVar("T")
 
@@ -39,7 +41,7 @@ def cancel_subject(inbox: str) -> str:
 class ChunkStream(Generic[T]):
     """Async iterator over the chunks of one streamed request.
 
-    Use it as `async with bus_stream(...) as chunks: async for chunk in chunks: ...`;
+    Use it as `async with stream_request(...) as chunks: async for chunk in chunks: ...`;
     leaving the block early cancels the work on the server.
     """
 
@@ -51,6 +53,7 @@ class ChunkStream(Generic[T]):
         chunk_type: type[T],
         timeout: float,
         idle_timeout: float,
+        silence_timeout: float,
     ) -> None:
         self._bus = bus
         self._subject = subject
@@ -58,6 +61,8 @@ class ChunkStream(Generic[T]):
         self._chunk_type = chunk_type
         self._timeout = timeout
         self._idle_timeout = idle_timeout
+        self._silence_timeout = silence_timeout
+        self._last_heard = time.monotonic()
         self._inbox = bus.nc.new_inbox()
         self._queue: asyncio.Queue[Msg] = asyncio.Queue()
         self._sub: Subscription | None = None
@@ -82,6 +87,7 @@ class ChunkStream(Generic[T]):
         await self._bus.nc.publish(self._subject, payload, reply=self._inbox, headers=headers)
 
     async def _on_message(self, msg: Msg) -> None:
+        self._last_heard = time.monotonic()
         # Pings are answered here, not in __anext__, so a caller that is slow to iterate
         # is not mistaken for a caller that is gone.
         if (msg.headers or {}).get(h.STREAM) == h.STREAM_PING:
@@ -114,17 +120,37 @@ class ChunkStream(Generic[T]):
     async def _next_message(self) -> Msg:
         if not self._queue.empty():
             return self._queue.get_nowait()
-        remaining = self._deadline - time.time()
-        wait = min(self._idle_timeout, remaining)
-        try:
-            async with asyncio.timeout(max(wait, 0.0)):
-                return await self._queue.get()
-        except TimeoutError:
-            await self.aclose()
-            raise RequestTimeout(
-                f"stream on {self._subject} timed out "
-                f"({'deadline' if remaining <= self._idle_timeout else 'idle'})"
-            ) from None
+        waiting_since = time.monotonic()
+        while True:
+            reason, wait = self._nearest_limit(waiting_since)
+            try:
+                async with asyncio.timeout(max(wait, 0.0)):
+                    return await self._queue.get()
+            except TimeoutError:
+                if reason == "silence" and self._heard_recently():
+                    continue  # a ping came meanwhile: the server is alive, keep waiting
+                await self.aclose()
+                raise self._limit_error(reason) from None
+
+    def _nearest_limit(self, waiting_since: float) -> tuple[str, float]:
+        now = time.monotonic()
+        limits = {
+            "deadline": self._deadline - time.time(),
+            "idle": waiting_since + self._idle_timeout - now,
+            "silence": self._last_heard + self._silence_timeout - now,
+        }
+        return min(limits.items(), key=lambda item: item[1])
+
+    def _heard_recently(self) -> bool:
+        return time.monotonic() < self._last_heard + self._silence_timeout
+
+    def _limit_error(self, reason: str) -> Exception:
+        if reason == "silence":
+            return UpstreamError(
+                f"the server of {self._subject} went silent for {self._silence_timeout:.0f} s "
+                "(stopped or restarted); the request did not complete"
+            )
+        return RequestTimeout(f"stream on {self._subject} timed out ({reason})")
 
     def _check_count(self, headers: dict[str, str]) -> None:
         sent = int(headers.get(h.STREAM_SEQ, self._received))
@@ -154,9 +180,14 @@ def stream_request(
     chunk_type: type[T],
     timeout: float = 120.0,
     idle_timeout: float = 30.0,
+    silence_timeout: float = 10.0,
 ) -> ChunkStream[T]:
-    """Send `message` on `subject` and iterate the streamed reply."""
-    return ChunkStream(bus, subject, message, chunk_type, timeout, idle_timeout)
+    """Send `message` on `subject` and iterate the streamed reply.
+
+    `timeout` bounds the whole stream, `idle_timeout` the wait for the next chunk, and
+    `silence_timeout` the time without any sign of life from the server (it pings every
+    2 s by default), after which the server is taken for dead: UpstreamError."""
+    return ChunkStream(bus, subject, message, chunk_type, timeout, idle_timeout, silence_timeout)
 
 
 class StreamReply:

@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from revo_core.embedded.ports import free_port
 from revo_core.embedded.service_process import ServiceProcess
-from revo_core.errors import BusUnavailable
+from revo_core.errors import BusUnavailable, UpstreamError
 from revo_core.streaming import stream_request
 
 
@@ -58,6 +59,27 @@ async def test_sigterm_lets_an_in_flight_stream_finish_then_exits_cleanly(
 
     assert received == list(range(15))
     assert await asyncio.to_thread(service.process.wait, 30) == 0
+
+
+async def test_a_stream_whose_server_is_killed_fails_fast_and_a_restart_serves_again(
+    bus, nats_server, tmp_path
+):
+    service = start_drain_service(nats_server.url, tmp_path / "drain.log")
+    received = []
+    with pytest.raises(UpstreamError, match="went silent"):
+        async with stream_request(
+            bus, "test.drain.count", Count(to=500), Number, silence_timeout=3
+        ) as numbers:
+            async for number in numbers:
+                received.append(number.n)
+                if number.n == 2:
+                    service.kill()  # SIGKILL: no drain, no goodbye
+    assert received[:3] == [0, 1, 2]
+
+    restarted = start_drain_service(nats_server.url, tmp_path / "drain2.log")
+    async with stream_request(bus, "test.drain.count", Count(to=3), Number) as numbers:
+        assert [n.n async for n in numbers] == [0, 1, 2]
+    restarted.stop()
 
 
 async def test_after_shutdown_nobody_serves_the_subject(bus, nats_server, tmp_path):

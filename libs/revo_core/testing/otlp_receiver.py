@@ -13,15 +13,29 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 
 class ReceivedSpan:
-    def __init__(self, service: str, name: str, trace_id: str, span_id: str, parent: str) -> None:
+    def __init__(
+        self,
+        service: str,
+        name: str,
+        trace_id: str,
+        span_id: str,
+        parent: str,
+        attributes: dict[str, object],
+    ) -> None:
         self.service = service
         self.name = name
         self.trace_id = trace_id
         self.span_id = span_id
         self.parent_span_id = parent
+        self.attributes = attributes
 
     def __repr__(self) -> str:
         return f"<{self.service}: {self.name} trace={self.trace_id[:8]}>"
+
+
+def _value(any_value) -> object:
+    kind = any_value.WhichOneof("value")
+    return getattr(any_value, kind) if kind else None
 
 
 class OtlpReceiver:
@@ -80,6 +94,7 @@ class OtlpReceiver:
                             span.trace_id.hex(),
                             span.span_id.hex(),
                             span.parent_span_id.hex(),
+                            {a.key: _value(a.value) for a in span.attributes},
                         )
                     )
         with self._lock:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 import structlog
+from opentelemetry import trace
 from vllm.outputs import RequestOutput
 
 from revo_contracts.inference import (
@@ -37,6 +38,15 @@ class InferenceHandlers:
             tenant=request.tenant, request_id=request.request_id, run_id=request.run_id
         )
         engine = self._registry.chat_engine(request.model)
+        span = trace.get_current_span()
+        span.set_attributes(
+            {
+                "revo.tenant": request.tenant,
+                "gen_ai.request.model": request.model,
+                "gen_ai.response.model": engine.spec.name,
+                "revo.route.reason": "local",
+            }
+        )
         prompt_ids = engine.render_prompt(prompts.engine_messages(request))
         _check_context(engine, len(prompt_ids), request.max_tokens)
         params = prompts.sampling_params(request)
@@ -51,7 +61,15 @@ class InferenceHandlers:
             tally.stopped_by(exc)
             raise
         finally:
-            self._usage.record(tally.usage_event(request))
+            event = tally.usage_event(request)
+            span.set_attributes(
+                {
+                    "gen_ai.usage.input_tokens": event.prompt_tokens,
+                    "gen_ai.usage.output_tokens": event.completion_tokens,
+                    "revo.finish_reason": event.finish_reason or "",
+                }
+            )
+            self._usage.record(event)
 
     async def embed(self, request: EmbedRequest) -> EmbedResponse:
         embedder = self._registry.embedder(request.model)

@@ -90,3 +90,8 @@ async def test_one_trace_runs_from_the_callers_span_into_the_inference_span(bus,
 
     assert span.service == "inference"
     assert span.parent_span_id  # a child of the caller's publish span, not a new root
+    assert span.attributes["messaging.system"] == "nats"
+    assert span.attributes["revo.tenant"] == "acme"
+    assert span.attributes["gen_ai.response.model"] == EMBEDDED_CHAT_MODEL
+    assert span.attributes["revo.route.reason"] == "local"
+    assert span.attributes["gen_ai.usage.output_tokens"] > 0
