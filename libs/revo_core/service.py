@@ -8,6 +8,7 @@ the bus drains and closes. The same app serves /metrics, /healthz and /readyz.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -73,13 +74,15 @@ def run_service(
     """Configure logging and tracing once, then serve until SIGTERM/SIGINT."""
     configure_logging(name, settings.log_level, settings.log_json)
     setup_tracing(name)
+    # Bind first: start-up (a model load) can take a minute, during which vLLM and torch
+    # open ports of their own and could take ours. Connections wait in the backlog.
+    sock = _listen(settings.http_host, settings.http_port)
     app = build(settings)
     log.info("starting", http_port=settings.http_port)
     try:
         web.run_app(
             app,
-            host=settings.http_host,
-            port=settings.http_port,
+            sock=sock,
             print=None,
             access_log=None,
             shutdown_timeout=settings.drain_grace_s,
@@ -87,6 +90,14 @@ def run_service(
     finally:
         shutdown_tracing()
         log.info("stopped")
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    return sock
 
 
 def ready_check(app: web.Application, check: Callable[[], Any]) -> None:

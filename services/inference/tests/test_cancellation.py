@@ -23,6 +23,8 @@ async def test_a_caller_that_stops_iterating_frees_the_request_in_the_engine(
     bus, inference_service
 ):
     before = metric_value(inference_service, CANCELLED, reason="caller_cancel")
+    idle = await wait_for_metric(inference_service, UNFINISHED, 0, model=EMBEDDED_CHAT_MODEL)
+    assert idle == 0, "an earlier test left a request in the engine"
     async with stream_request(bus, subjects.INFERENCE_CHAT, long_request(), ChatChunk) as chunks:
         async for chunk in chunks:
             if chunk.index >= 3:
