@@ -9,6 +9,7 @@ from contextlib import aclosing
 
 import structlog
 from opentelemetry import trace
+from opentelemetry.trace import Span
 from vllm.outputs import RequestOutput
 
 from revo_contracts.inference import (
@@ -39,14 +40,7 @@ class InferenceHandlers:
         )
         engine = self._registry.chat_engine(request.model)
         span = trace.get_current_span()
-        span.set_attributes(
-            {
-                "revo.tenant": request.tenant,
-                "gen_ai.request.model": request.model,
-                "gen_ai.response.model": engine.spec.name,
-                "revo.route.reason": "local",
-            }
-        )
+        _describe_request(span, request, engine)
         prompt_ids = engine.render_prompt(prompts.engine_messages(request))
         _check_context(engine, len(prompt_ids), request.max_tokens)
         params = prompts.sampling_params(request)
@@ -62,13 +56,7 @@ class InferenceHandlers:
             raise
         finally:
             event = tally.usage_event(request)
-            span.set_attributes(
-                {
-                    "gen_ai.usage.input_tokens": event.prompt_tokens,
-                    "gen_ai.usage.output_tokens": event.completion_tokens,
-                    "revo.finish_reason": event.finish_reason or "",
-                }
-            )
+            _describe_usage(span, event)
             self._usage.record(event)
 
     async def embed(self, request: EmbedRequest) -> EmbedResponse:
@@ -95,6 +83,28 @@ class InferenceHandlers:
 
     async def models(self, _: ModelsRequest) -> ModelsResponse:
         return ModelsResponse(models=self._registry.infos())
+
+
+def _describe_request(span: Span, request: ChatRequest, engine: LocalChatEngine) -> None:
+    span.set_attributes(
+        {
+            "revo.tenant": request.tenant,
+            "gen_ai.request.model": request.model,
+            "gen_ai.response.model": engine.spec.name,
+            # The route taken and why; the local-first router (issue 5) adds other reasons.
+            "revo.route.reason": "local",
+        }
+    )
+
+
+def _describe_usage(span: Span, event: UsageEvent) -> None:
+    span.set_attributes(
+        {
+            "gen_ai.usage.input_tokens": event.prompt_tokens,
+            "gen_ai.usage.output_tokens": event.completion_tokens,
+            "revo.finish_reason": event.finish_reason or "",
+        }
+    )
 
 
 def _check_context(engine: LocalChatEngine, prompt_tokens: int, max_tokens: int) -> None:
