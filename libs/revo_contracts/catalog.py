@@ -10,10 +10,12 @@ from typing import Any
 
 import msgspec
 
-from revo_contracts import inference, subjects, usage
+from revo_contracts import inference, runs, subjects, usage
 from revo_contracts.errors import Error
 
 MESSAGES: tuple[type[msgspec.Struct], ...] = (
+    runs.RunSubmit,
+    runs.TokenDelta,
     inference.ChatRequest,
     inference.ChatChunk,
     inference.EmbedRequest,
@@ -25,12 +27,15 @@ MESSAGES: tuple[type[msgspec.Struct], ...] = (
     Error,
 )
 
+# Tagged unions: one schema each, with `type` naming the member.
+UNIONS: dict[str, Any] = {"RunEvent": runs.RunEvent, "RunControl": runs.RunControl}
+
 
 class Channel(msgspec.Struct, frozen=True, kw_only=True):
     address: str
     description: str
-    sends: type[msgspec.Struct]
-    replies: tuple[type[msgspec.Struct], ...] = ()
+    sends: str
+    replies: tuple[str, ...] = ()
     reply_is_stream: bool = False
 
 
@@ -38,36 +43,62 @@ CHANNELS: tuple[Channel, ...] = (
     Channel(
         address=subjects.INFERENCE_CHAT,
         description="Chat completion; the reply is a stream of ChatChunk on the caller's "
-        "inbox (header Revo-Stream: chunk|end), the last chunk with usage. Queue group "
+        "inbox, then an empty Revo-Stream: end message; the last chunk has usage. Queue group "
         "'inference'. Errors: Error body with Nats-Service-Error-Code.",
-        sends=inference.ChatRequest,
-        replies=(inference.ChatChunk, Error),
+        sends="ChatRequest",
+        replies=("ChatChunk", "Error"),
         reply_is_stream=True,
     ),
     Channel(
         address=subjects.INFERENCE_EMBED,
         description="Embeddings of up to 256 texts (request/reply).",
-        sends=inference.EmbedRequest,
-        replies=(inference.EmbedResponse, Error),
+        sends="EmbedRequest",
+        replies=("EmbedResponse", "Error"),
     ),
     Channel(
         address=subjects.INFERENCE_MODELS,
         description="The models this inference replica serves (request/reply).",
-        sends=inference.ModelsRequest,
-        replies=(inference.ModelsResponse, Error),
+        sends="ModelsRequest",
+        replies=("ModelsResponse", "Error"),
     ),
     Channel(
         address="usage.{tenant}",
         description="One usage event per inference request; stream USAGE, "
         "Nats-Msg-Id = request id (duplicates within the window are dropped).",
-        sends=usage.UsageEvent,
+        sends="UsageEvent",
+    ),
+    Channel(
+        address="runs.submit.{tenant}",
+        description="Submit a run; stream RUNS (work queue), taken by one agent-runner. "
+        "(The agent-runner is not built yet.)",
+        sends="RunSubmit",
+    ),
+    Channel(
+        address="runs.events.{tenant}.{run}",
+        description="Every step of a run, numbered by seq; stream RUN_EVENTS (replayable).",
+        sends="RunEvent",
+    ),
+    Channel(
+        address="runs.tokens.{tenant}.{run}",
+        description="Token deltas of a run as they stream from inference (core NATS).",
+        sends="TokenDelta",
+    ),
+    Channel(
+        address="runs.control.{run}",
+        description="Cancel a run, or answer the question it is waiting on.",
+        sends="RunControl",
     ),
 )
 
 
-def message_schema(message: type[msgspec.Struct]) -> dict[str, Any]:
+def message_types() -> dict[str, Any]:
+    """Every message of the catalog by name: Structs and tagged unions."""
+    return {**{m.__name__: m for m in MESSAGES}, **UNIONS}
+
+
+def message_schema(name: str, message: Any) -> dict[str, Any]:
     """A self-contained JSON Schema (2020-12) of one message."""
     schema = msgspec.json.schema(message)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = message.__name__
+    schema["title"] = name
     return schema

@@ -12,14 +12,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from revo_contracts.catalog import CHANNELS, MESSAGES, Channel, message_schema
+from revo_contracts.catalog import CHANNELS, Channel, message_schema, message_types
 
 ASYNCAPI_FILE = "asyncapi.json"
 
 
 def render() -> dict[str, str]:
     """File name -> content of every file proto/ should hold."""
-    files = {f"schemas/{m.__name__}.schema.json": _dump(message_schema(m)) for m in MESSAGES}
+    files = {
+        f"schemas/{name}.schema.json": _dump(message_schema(name, kind))
+        for name, kind in message_types().items()
+    }
     files[ASYNCAPI_FILE] = _dump(asyncapi())
     return files
 
@@ -37,8 +40,8 @@ def asyncapi() -> dict[str, Any]:
         "operations": {_channel_id(c): _operation(c) for c in CHANNELS},
         "components": {
             "messages": {
-                m.__name__: {"payload": {"$ref": f"schemas/{m.__name__}.schema.json"}}
-                for m in MESSAGES
+                name: {"payload": {"$ref": f"schemas/{name}.schema.json"}}
+                for name in message_types()
             }
         },
     }
@@ -49,7 +52,7 @@ def _channel_id(channel: Channel) -> str:
 
 
 def _channel(channel: Channel) -> dict[str, Any]:
-    names = [channel.sends.__name__, *(r.__name__ for r in channel.replies)]
+    names = [channel.sends, *channel.replies]
     return {
         "address": channel.address,
         "description": channel.description,
@@ -62,11 +65,11 @@ def _operation(channel: Channel) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "action": "receive",
         "channel": {"$ref": ref},
-        "messages": [{"$ref": f"{ref}/messages/{channel.sends.__name__}"}],
+        "messages": [{"$ref": f"{ref}/messages/{channel.sends}"}],
     }
     if channel.replies:
         operation["reply"] = {
-            "messages": [{"$ref": f"{ref}/messages/{r.__name__}"} for r in channel.replies],
+            "messages": [{"$ref": f"{ref}/messages/{r}"} for r in channel.replies],
         }
         operation["x-revo-streamed-reply"] = channel.reply_is_stream
     return operation
@@ -86,9 +89,10 @@ def stale_files(proto_dir: Path) -> list[str]:
 
 
 def write(proto_dir: Path) -> None:
+    files = render()  # before deleting anything: a broken contract leaves proto/ as it was
     for stale in proto_dir.rglob("*.json"):
         stale.unlink()
-    for name, content in render().items():
+    for name, content in files.items():
         path = proto_dir / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content)

@@ -26,4 +26,18 @@ USAGE = StreamSpec(
     description="One usage event per inference request; consumed by the cost ledger.",
 )
 
-ALL_STREAMS: tuple[StreamSpec, ...] = (USAGE,)
+RUNS = StreamSpec(
+    name="RUNS",
+    subjects=("runs.submit.>",),
+    retention="workqueue",
+    description="Submitted runs; each is taken and acked by one agent-runner replica.",
+)
+
+RUN_EVENTS = StreamSpec(
+    name="RUN_EVENTS",
+    subjects=("runs.events.>",),
+    max_age_s=30 * 24 * 3600,
+    description="The replayable event log of every run.",
+)
+
+ALL_STREAMS: tuple[StreamSpec, ...] = (USAGE, RUNS, RUN_EVENTS)

@@ -53,3 +53,32 @@ def test_a_tenant_that_is_not_a_single_subject_token_is_refused(bad):
 def test_subjects_are_built_from_tokens():
     assert subjects.usage("acme") == "usage.acme"
     assert subjects.runs_events("acme", "r-1") == "runs.events.acme.r-1"
+
+
+def test_a_run_event_decodes_to_its_tagged_member():
+    from revo_contracts.runs import RunEvent, ToolCalled
+
+    event = msgspec.json.decode(
+        b'{"type":"tool_called","run_id":"r1","tenant":"acme","seq":3,"ts":1.5,'
+        b'"step":1,"call_id":"c1","tool":"read_file","arguments":{"path":"README.md"}}',
+        type=RunEvent,
+    )
+
+    assert isinstance(event, ToolCalled)
+    assert event.arguments == {"path": "README.md"}
+
+
+def test_an_unknown_run_event_type_is_refused():
+    from revo_contracts.runs import RunEvent
+
+    with pytest.raises(msgspec.ValidationError, match="Invalid value 'exploded'"):
+        msgspec.json.decode(
+            b'{"type":"exploded","run_id":"r1","tenant":"a","seq":1,"ts":0}', type=RunEvent
+        )
+
+
+def test_run_control_messages_round_trip():
+    from revo_contracts.runs import Answer, Cancel, RunControl
+
+    for message in (Cancel(reason="user pressed stop"), Answer(text="yes")):
+        assert msgspec.json.decode(msgspec.json.encode(message), type=RunControl) == message
