@@ -29,7 +29,7 @@ from revo_core import headers as h
 from revo_core import tracing
 from revo_core.bus import Bus, raise_if_error
 from revo_core.codec import decode, encode
-from revo_core.errors import BusUnavailable, InternalError, RequestTimeout, UpstreamError
+from revo_core.errors import InternalError, InvalidRequest, RequestTimeout, UpstreamError
 
 T = TypeVar("T")
 
@@ -191,15 +191,14 @@ def stream_request(
 
 
 class StreamReply:
-    """Server side of one streamed reply: numbered chunks, one end, liveness checks."""
+    """Server side of one streamed reply: counted chunks, one end, liveness checks."""
 
     def __init__(self, bus: Bus, msg: Msg) -> None:
         if not msg.reply:
-            raise BusUnavailable("streamed request without a reply inbox")
+            raise InvalidRequest("a streamed request needs a reply inbox")
         self._bus = bus
         self.inbox = msg.reply
         self._seq = 0
-        self.ended = False
         deadline_ms = (msg.headers or {}).get(h.DEADLINE)
         self.deadline = int(deadline_ms) / 1000 if deadline_ms else None
 
@@ -210,7 +209,6 @@ class StreamReply:
     async def send_end(self) -> None:
         """An empty end message: the caller's iteration stops after the last chunk."""
         headers = {h.STREAM: h.STREAM_END, h.STREAM_SEQ: str(self._seq)}
-        self.ended = True
         await self._bus.nc.publish(self.inbox, b"", headers=headers)
 
     async def caller_alive(self, timeout: float = 2.0) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 
 
 def free_port() -> int:
@@ -16,12 +15,3 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.2)
         return sock.connect_ex((host, port)) == 0
-
-
-def wait_for_port(port: int, timeout: float, host: str = "127.0.0.1") -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if port_open(port, host):
-            return True
-        time.sleep(0.05)
-    return False
