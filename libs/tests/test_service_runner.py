@@ -10,22 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import msgspec
 import pytest
+from drain_service import Count, Number
 
 from revo_core.embedded.ports import free_port
 from revo_core.embedded.service_process import ServiceProcess
 from revo_core.errors import BusUnavailable, UpstreamError
 from revo_core.streaming import stream_request
-
-
-class Count(msgspec.Struct):
-    to: int
-    pause: float = 0.1
-
-
-class Number(msgspec.Struct):
-    n: int
 
 
 def start_drain_service(nats_url: str, log_file: Path) -> ServiceProcess:
