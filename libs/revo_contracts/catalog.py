@@ -16,6 +16,11 @@ from revo_contracts.errors import Error
 MESSAGES: tuple[type[msgspec.Struct], ...] = (
     runs.RunSubmit,
     runs.TokenDelta,
+    runs.ControlAck,
+    runs.RunListRequest,
+    runs.RunListResponse,
+    runs.RunGetRequest,
+    runs.RunDetail,
     inference.ChatRequest,
     inference.ChatChunk,
     inference.EmbedRequest,
@@ -69,8 +74,8 @@ CHANNELS: tuple[Channel, ...] = (
     ),
     Channel(
         address="runs.submit.{tenant}",
-        description="Submit a run; stream RUNS (work queue), taken by one agent-runner. "
-        "(The agent-runner is not built yet.)",
+        description="Submit a run; stream RUNS (work queue), taken by one agent-runner "
+        "replica and acked when the run has ended. Nats-Msg-Id = run id.",
         sends="RunSubmit",
     ),
     Channel(
@@ -85,8 +90,24 @@ CHANNELS: tuple[Channel, ...] = (
     ),
     Channel(
         address="runs.control.{run}",
-        description="Cancel a run, or answer the question it is waiting on.",
+        description="Cancel a run, or answer the question it is waiting on. Every "
+        "agent-runner replica hears it and records it; sent as a request, the replica "
+        "holding the run replies with a ControlAck.",
         sends="RunControl",
+        replies=("ControlAck",),
+    ),
+    Channel(
+        address=subjects.RUNS_LIST,
+        description="List runs, newest first, from the agent-runner's Postgres copy "
+        "(request/reply, queue group 'agent-runner').",
+        sends="RunListRequest",
+        replies=("RunListResponse", "Error"),
+    ),
+    Channel(
+        address=subjects.RUNS_GET,
+        description="One run with its event log (request/reply, queue group 'agent-runner').",
+        sends="RunGetRequest",
+        replies=("RunDetail", "Error"),
     ),
 )
 

@@ -4,13 +4,13 @@ Submitted as `RunSubmit` to `runs.submit.<tenant>` (stream RUNS, work queue); ev
 a `RunEvent` on `runs.events.<tenant>.<run>` (stream RUN_EVENTS, replayable); token deltas
 go to `runs.tokens.<tenant>.<run>` (core NATS); `runs.control.<run>` takes a `RunControl`.
 
-The agent-runner that executes runs is issue 3's work and not built yet; these contracts
-are its starting point and may still change before it lands.
+The agent-runner also answers `runs.api.list` and `runs.api.get` from its Postgres copy
+of runs and events, so runs stay listable after the streams' retention.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -97,10 +97,13 @@ class WaitingForInput(RunEventBase, tag="waiting_for_input"):
 class RunFinished(RunEventBase, tag="finished"):
     answer: str
     usage: Usage | None = None
+    # Structured result of agents that have one (code-analyst: languages and findings).
+    data: dict[str, Any] = {}
 
 
 class RunFailed(RunEventBase, tag="failed"):
-    # An error code of the contract, or `limit_exceeded` / `stuck_loop` for the guards.
+    # An error code of the contract (not_found, invalid_request, upstream_error, ...) or
+    # one of the run guards: limit_exceeded, stuck_loop, invalid_tool_call, gave_up.
     code: str
     reason: str
 
@@ -123,10 +126,15 @@ RunEvent = (
 )
 
 
+TERMINAL_EVENT_TYPES = frozenset({"finished", "failed", "cancelled"})
+
+
 class TokenDelta(msgspec.Struct, kw_only=True):
     run_id: RunId
     step: int
     delta: str
+    # "tool_call": the model is writing a JSON tool call, not text meant for the user.
+    kind: Literal["text", "tool_call"] = "text"
 
 
 class Cancel(msgspec.Struct, kw_only=True, tag_field="type", tag="cancel"):
@@ -138,3 +146,57 @@ class Answer(msgspec.Struct, kw_only=True, tag_field="type", tag="answer"):
 
 
 RunControl = Cancel | Answer
+
+
+class ControlAck(msgspec.Struct, kw_only=True):
+    """Reply of the replica that holds the run when a control message came as a request."""
+
+    run_id: str
+    accepted: bool
+    status: str
+
+
+RunStatus = Literal["queued", "running", "waiting", "finished", "failed", "cancelled"]
+
+
+class RunSummary(msgspec.Struct, kw_only=True, omit_defaults=True):
+    run_id: str
+    tenant: str
+    agent: str
+    status: RunStatus
+    created_at: float
+    task: str | None = None
+    session_id: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    attempts: int = 0
+    steps: int = 0
+    total_tokens: int = 0
+    answer: str | None = None
+    error_code: str | None = None
+    error_reason: str | None = None
+
+
+class RunListRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
+    # None lists every tenant's runs (an operator's view); the gateway always sets it.
+    tenant: TenantId | None = None
+    status: RunStatus | None = None
+    agent: str | None = None
+    session_id: str | None = None
+    limit: Annotated[int, Meta(ge=1, le=500)] = 50
+
+
+class RunListResponse(msgspec.Struct, kw_only=True):
+    runs: list[RunSummary]
+
+
+class RunGetRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
+    run_id: RunId
+    tenant: TenantId | None = None
+    # Events with seq > after_seq (a client that already has the first ones).
+    after_seq: Annotated[int, Meta(ge=0)] = 0
+
+
+class RunDetail(msgspec.Struct, kw_only=True):
+    run: RunSummary
+    events: list[RunEvent]

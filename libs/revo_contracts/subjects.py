@@ -17,6 +17,12 @@ INFERENCE_QUEUE_GROUP = "inference"
 
 USAGE_ALL = "usage.>"
 
+RUNS_SUBMIT_ALL = "runs.submit.>"
+RUNS_CONTROL_ALL = "runs.control.*"
+RUNS_LIST = "runs.api.list"
+RUNS_GET = "runs.api.get"
+AGENT_RUNNER_QUEUE_GROUP = "agent-runner"
+
 
 class InvalidSubjectToken(ValueError):
     """A tenant or run id that cannot be used as a NATS subject token."""

@@ -99,3 +99,14 @@ def current_ids() -> tuple[str | None, str | None]:
     if not ctx.is_valid:
         return None, None
     return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+
+
+@contextmanager
+def internal_span(
+    name: str, attributes: Mapping[str, str | int | float | bool] | None = None
+) -> Iterator[Span]:
+    """A span of work inside a service (a run, a tool call), child of the current span."""
+    with _tracer.start_as_current_span(
+        name, kind=SpanKind.INTERNAL, attributes=dict(attributes or {})
+    ) as span:
+        yield span

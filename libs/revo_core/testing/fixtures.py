@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -105,5 +106,139 @@ def inference_env(nats_url: str, http_port: int, otlp_endpoint: str | None) -> d
 @pytest.fixture
 async def bus(nats_server: NatsServer) -> AsyncIterator[Bus]:
     connection = await Bus.connect(nats_server.url, name="pytest")
+    yield connection
+    await connection.close()
+
+
+# -- the agent-runner, over a scripted model -------------------------------------------------
+# A second nats-server, so the scripted responder on `inference.chat` never shares a queue
+# group with the real inference service of the session.
+
+TEST_AGENTS_YAML = """
+  scripted:
+    description: Test agent whose model is the test's script; has every tool.
+    prompt: You are a test agent.
+    tools: [list_files, read_file, write_file, search_code, run_linter, detect_languages,
+            ask_user, final_answer]
+  chatty:
+    description: Test agent without tools.
+    prompt: You are a test agent that chats.
+"""
+
+
+def write_test_agents_file(path: Path) -> Path:
+    """The service's own agents plus two test agents, so tests see the real definitions."""
+    from revo_agent_runner.settings import DEFAULT_AGENTS_FILE
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(DEFAULT_AGENTS_FILE.read_text() + TEST_AGENTS_YAML)
+    return path
+
+
+def runner_env(
+    nats_url: str,
+    database_url: str,
+    http_port: int,
+    runner_id: str,
+    workspace_root: Path,
+    agents_file: Path,
+    otlp_endpoint: str | None = None,
+) -> dict[str, str]:
+    env = {
+        "NATS_URL": nats_url,
+        "REVO_AGENT_RUNNER_DATABASE_URL": database_url,
+        "REVO_AGENT_RUNNER_HTTP_PORT": str(http_port),
+        "REVO_AGENT_RUNNER_RUNNER_ID": runner_id,
+        "REVO_AGENT_RUNNER_WORKSPACE_ROOT": str(workspace_root),
+        "REVO_AGENT_RUNNER_AGENTS_FILE": str(agents_file),
+        "REVO_AGENT_RUNNER_LOG_JSON": "true",
+        # Tests kill runners and wait for the redelivery: keep the wait short.
+        "REVO_AGENT_RUNNER_ACK_WAIT_S": "3",
+        "REVO_AGENT_RUNNER_HEARTBEAT_S": "1",
+        "REVO_AGENT_RUNNER_DRAIN_GRACE_S": "5",
+        "OTEL_SERVICE_NAME": "agent-runner",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+    if otlp_endpoint:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
+    return env
+
+
+class RunnerFactory:
+    """Starts agent-runner processes for a test and stops whatever is left at the end."""
+
+    def __init__(self, base: Path, database_url: str, otlp_endpoint: str | None) -> None:
+        self.base = base
+        self.database_url = database_url
+        self.otlp_endpoint = otlp_endpoint
+        self.agents_file = write_test_agents_file(base / "agents.yaml")
+        self.processes: list[ServiceProcess] = []
+
+    def start(self, nats_url: str, runner_id: str, **overrides: str) -> ServiceProcess:
+        port = free_port()
+        env = runner_env(
+            nats_url,
+            self.database_url,
+            port,
+            runner_id,
+            self.base / "workspaces",
+            self.agents_file,
+            self.otlp_endpoint,
+        )
+        env.update(overrides)
+        process = ServiceProcess(
+            "revo_agent_runner", port, env, self.base / "logs" / f"{runner_id}.log"
+        ).start()
+        self.processes.append(process)
+        try:
+            process.wait_ready(60)
+        except Exception:
+            process.stop(timeout=5)
+            raise
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            process.stop(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def runner_factory(
+    revo_tmp: Path, postgres: Postgres, otlp_receiver: OtlpReceiver
+) -> Iterator[RunnerFactory]:
+    factory = RunnerFactory(revo_tmp / "agent-runner", postgres.dsn, otlp_receiver.endpoint)
+    yield factory
+    factory.stop_all()
+
+
+@pytest.fixture(scope="session")
+def scripted_nats(revo_tmp: Path) -> Iterator[NatsServer]:
+    server = NatsServer(revo_tmp / "nats-scripted").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+async def scripted_model(scripted_nats: NatsServer) -> AsyncIterator[Any]:
+    from revo_core.testing.scripted_model import ScriptedModel
+
+    connection = await Bus.connect(scripted_nats.url, name="scripted-model")
+    model = await ScriptedModel(connection).start()
+    yield model
+    await model.stop()
+    await connection.close()
+
+
+@pytest.fixture(scope="session")
+def scripted_runner(
+    scripted_nats: NatsServer, scripted_model: Any, runner_factory: RunnerFactory
+) -> ServiceProcess:
+    """One agent-runner on the scripted world, shared by the loop tests."""
+    return runner_factory.start(scripted_nats.url, "runner-scripted")
+
+
+@pytest.fixture
+async def scripted_bus(scripted_nats: NatsServer) -> AsyncIterator[Bus]:
+    connection = await Bus.connect(scripted_nats.url, name="pytest-scripted")
     yield connection
     await connection.close()

@@ -1,0 +1,58 @@
+"""Postgres for the services that keep state (agent-runner, ledger, memory, gateway).
+
+One asyncpg pool per process. Each service owns one schema and applies its own idempotent
+`schema.sql` at start-up, under an advisory lock so replicas starting together don't race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+import asyncpg
+
+from revo_core.errors import RevoError
+from revo_core.logging import get_logger
+
+log = get_logger("revo.db")
+
+
+class DatabaseUnavailable(RevoError):
+    """Postgres could not be reached (wrong URL, server down, bad credentials)."""
+
+
+async def connect_pool(
+    dsn: str, min_size: int = 1, max_size: int = 10, attempts: int = 10, wait_s: float = 0.5
+) -> asyncpg.Pool:
+    """A pool, retried for a few seconds: Postgres may still be starting next to us."""
+    last: Exception | None = None
+    for attempt in range(1, attempts + 1):
+        try:
+            return await asyncpg.create_pool(
+                dsn, min_size=min_size, max_size=max_size, command_timeout=30
+            )
+        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+            last = exc
+            log.warning("postgres not reachable yet", attempt=attempt, error=str(exc))
+            await asyncio.sleep(wait_s)
+    raise DatabaseUnavailable(
+        f"cannot reach Postgres at {_without_password(dsn)}: {last}; "
+        "is it running? `revo up` starts one"
+    )
+
+
+async def apply_schema(pool: asyncpg.Pool, schema_sql: str) -> None:
+    """Run an idempotent DDL script once at a time across replicas."""
+    lock_key = int.from_bytes(hashlib.sha256(schema_sql.encode()).digest()[:8], "big", signed=True)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key)
+        await conn.execute(schema_sql)
+
+
+def _without_password(dsn: str) -> str:
+    if "@" not in dsn or "://" not in dsn:
+        return dsn
+    scheme, rest = dsn.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}@{host}"

@@ -1,0 +1,106 @@
+"""A run's event log: each event is written to Postgres, then published to RUN_EVENTS.
+
+Postgres first: a resumed run continues from what Postgres holds. An event written there
+but not published (the runner died in between) is published when the run resumes; the
+stream's Nats-Msg-Id `<run>:<seq>` and followers' seq check drop repeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import msgspec
+from nats.js.errors import NotFoundError
+
+from revo_agent_runner import metrics
+from revo_agent_runner.replay import RunState
+from revo_agent_runner.store import Progress, RunStore
+from revo_contracts import subjects
+from revo_contracts.runs import RunEvent, RunQueued, RunSubmit
+from revo_contracts.streams import RUN_EVENTS
+from revo_core.bus import Bus
+
+_event_decoder = msgspec.json.Decoder(RunEvent)
+
+
+class RunLog:
+    def __init__(self, bus: Bus, store: RunStore, submit: RunSubmit, events: list[RunEvent]):
+        self.bus = bus
+        self.store = store
+        self.run_id = submit.run_id
+        self.tenant = submit.tenant
+        self.subject = subjects.runs_events(submit.tenant, submit.run_id)
+        self.events = list(events)
+        self.state = RunState.from_events(events)
+        self._writing: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(cls, bus: Bus, store: RunStore, submit: RunSubmit) -> RunLog:
+        """Load the log from Postgres and bring the stream level with it."""
+        log = cls(bus, store, submit, await store.events(submit.run_id))
+        published = await log._last_published_seq()
+        if not log.events:
+            queued = RunQueued(
+                run_id=submit.run_id,
+                tenant=submit.tenant,
+                seq=1,
+                ts=submit.submitted_at or time.time(),
+                agent=submit.agent,
+            )
+            await log._record(queued, publish=published < 1)
+        for event in log.events:
+            if event.seq > published:
+                await log._publish(event)
+        return log
+
+    @property
+    def seq(self) -> int:
+        return self.events[-1].seq if self.events else 0
+
+    async def emit(self, event_type: type[Any], **fields: Any) -> Any:
+        """Append the next event. A cancelled caller does not cut a write in half: the
+        write goes on, and `settle()` waits for it before anything else is appended."""
+        await self.settle()
+        event = event_type(
+            run_id=self.run_id, tenant=self.tenant, seq=self.seq + 1, ts=time.time(), **fields
+        )
+        self._writing = asyncio.create_task(self._record(event, publish=True))
+        await asyncio.shield(self._writing)
+        return event
+
+    async def settle(self) -> None:
+        if self._writing is not None and not self._writing.done():
+            await asyncio.wait([self._writing])
+
+    async def _record(self, event: RunEvent, publish: bool) -> None:
+        started = time.perf_counter()
+        self.state.apply(event)
+        self.events.append(event)
+        await self.store.append(event, self._progress())
+        if publish:
+            await self._publish(event)
+        metrics.EVENT_WRITE_SECONDS.observe(time.perf_counter() - started)
+
+    async def _publish(self, event: RunEvent) -> None:
+        await self.bus.js_publish(self.subject, event, msg_id=f"{self.run_id}:{event.seq}")
+
+    async def _last_published_seq(self) -> int:
+        try:
+            msg = await self.bus.js.get_last_msg(RUN_EVENTS.name, self.subject)
+        except NotFoundError:
+            return 0
+        return _event_decoder.decode(msg.data).seq
+
+    def _progress(self) -> Progress:
+        state = self.state
+        return Progress(
+            status=state.status,
+            steps=state.steps,
+            total_tokens=state.total_tokens,
+            answer=state.answer,
+            error_code=state.error_code,
+            error_reason=state.error_reason,
+            ended_at=state.ended_at,
+        )

@@ -1,0 +1,351 @@
+"""The agent loop: ask the model for the next step, run the tool it chose, record both.
+
+Every step is an event before it is acted on, so a run resumed elsewhere continues where
+the log stops: steps with a recorded result are not repeated, and a call with side effects
+that was recorded but has no result is reported to the model as interrupted, never rerun.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from revo_agent_runner import metrics, prompting
+from revo_agent_runner.agents import AgentSpec
+from revo_agent_runner.event_log import RunLog
+from revo_agent_runner.model import ModelClient, ModelReply
+from revo_agent_runner.replay import call_key
+from revo_agent_runner.report import lint_report, render_lint_report
+from revo_agent_runner.tools import TOOLS, ToolContext, ToolError, ToolSpec
+from revo_contracts import subjects
+from revo_contracts.inference import ChatMessage, ChatRequest, Usage
+from revo_contracts.runs import (
+    AssistantMessage,
+    ModelCalled,
+    RunFailed,
+    RunFinished,
+    RunSubmit,
+    ToolCalled,
+    ToolResult,
+    WaitingForInput,
+)
+from revo_core.errors import BusUnavailable, ServiceError
+from revo_core.logging import get_logger
+from revo_core.tracing import internal_span
+
+log = get_logger("revo.agent_runner.loop")
+
+STUCK_REPEATS = 3
+INTERRUPTED = (
+    "not repeated: the runner executing this call stopped before its result was recorded, "
+    "and the call may already have had its effect"
+)
+
+
+class RunStop(Exception):
+    """Ends the run as failed with a code and a reason a person can act on."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass
+class ParsedCall:
+    spec: ToolSpec
+    arguments: dict[str, Any]
+    args: Any
+
+
+@dataclass
+class RunContext:
+    submit: RunSubmit
+    agent: AgentSpec
+    log: RunLog
+    model: ModelClient
+    workspace: Path | None
+    history: list[ChatMessage] = field(default_factory=list)
+    # Answers to the agent's questions: those recorded before this attempt, then live ones.
+    known_answers: list[str] = field(default_factory=list)
+    live_answers: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+    prompt_budget_chars: int = 6000
+    max_tool_output_chars: int = 16_000
+
+
+class AgentLoop:
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.submit = ctx.submit
+        self.agent = ctx.agent
+        self.log = ctx.log
+        self.state = ctx.log.state
+        self.uses_tools = ctx.agent.uses_tools(ctx.workspace is not None)
+        self.max_steps = min(ctx.submit.limits.max_steps, ctx.agent.max_steps or 10**6)
+        self.tokens_subject = subjects.runs_tokens(ctx.submit.tenant, ctx.submit.run_id)
+
+    async def run(self) -> None:
+        """Execute until the run's last event; failures become a `failed` event."""
+        try:
+            await self._execute()
+        except RunStop as stop:
+            await self.log.emit(RunFailed, code=stop.code, reason=stop.reason)
+
+    async def _execute(self) -> None:
+        if not prompting.input_messages(self.submit):
+            raise RunStop("invalid_request", "the run has neither a task nor user messages")
+        await self._finish_pending_calls()
+        await self._opening_calls()
+        if not self.uses_tools:
+            await self._chat_step()
+            return
+        while not self.state.ended:
+            await self._tool_step()
+
+    # -- plain chat ----------------------------------------------------------------------
+
+    async def _chat_step(self) -> None:
+        step = self._next_step()
+        reply = await self._ask_model(step, self._messages(), tools=False)
+        await self._finish(reply.content)
+
+    # -- tool use ------------------------------------------------------------------------
+
+    async def _tool_step(self) -> None:
+        step = self._next_step()
+        call = await self._next_call(step)
+        if call.spec.terminal:
+            await self._finish(call.args.answer)
+            return
+        key = call_key(call.spec.name, call.arguments)
+        if self.state.call_counts[key] >= STUCK_REPEATS - 1:
+            raise RunStop(
+                "stuck_loop",
+                f"the same call was asked for {STUCK_REPEATS} times: {key[:300]}",
+            )
+        await self._call_tool(step, f"{self.submit.run_id}-s{step}", call)
+
+    async def _next_call(self, step: int) -> ParsedCall:
+        """The model's next call; an invalid one is shown back to the model once."""
+        messages = self._messages()
+        reply = await self._ask_model(step, messages, tools=True)
+        parsed = self._parse_call(reply)
+        if isinstance(parsed, ParsedCall):
+            return parsed
+        retry = [
+            *messages,
+            ChatMessage(role="assistant", content=reply.content),
+            ChatMessage(
+                role="user",
+                content=f"That was not a valid tool call: {parsed}. "
+                "Answer with exactly one valid call.",
+            ),
+        ]
+        reply = await self._ask_model(step, retry, tools=True, retry=True)
+        second = self._parse_call(reply)
+        if isinstance(second, ParsedCall):
+            return second
+        raise RunStop(
+            "invalid_tool_call",
+            f"step {step}: the model's reply was not a valid tool call, twice: {second}",
+        )
+
+    def _parse_call(self, reply: ModelReply) -> ParsedCall | str:
+        """A ParsedCall, or what is wrong with the reply (said so the model can fix it)."""
+        if reply.tool_calls:
+            name = reply.tool_calls[0].function.name
+            raw = reply.tool_calls[0].function.arguments
+        else:
+            try:
+                decoded = json.loads(reply.content)
+                name, raw = decoded["name"], decoded.get("arguments", {})
+            except (ValueError, KeyError, TypeError):
+                cut = (
+                    " (it was cut off at the token limit)"
+                    if reply.finish_reason == "length"
+                    else ""
+                )
+                return (
+                    f'the reply is not JSON of the form {{"name": ..., "arguments": {{...}}}}{cut}'
+                )
+        if name not in self.agent.tools:
+            return f"unknown tool {name!r}; the tools are {', '.join(self.agent.tools)}"
+        try:
+            arguments = json.loads(raw) if isinstance(raw, str) else raw
+        except ValueError:
+            return f"the arguments of {name} are not JSON"
+        if not isinstance(arguments, dict):
+            return f"the arguments of {name} must be a JSON object"
+        spec = TOOLS[name]
+        try:
+            return ParsedCall(spec, arguments, spec.decode_args(arguments))
+        except ToolError as exc:
+            return str(exc)
+
+    async def _call_tool(self, step: int, call_id: str, call: ParsedCall) -> None:
+        await self.log.emit(
+            ToolCalled, step=step, call_id=call_id, tool=call.spec.name, arguments=call.arguments
+        )
+        if call.spec.name == "ask_user":
+            await self._wait_for_answer(step, call_id, call.args.question)
+            return
+        await self._run_tool(step, call_id, call.spec, call.args)
+
+    async def _run_tool(self, step: int, call_id: str, spec: ToolSpec, args: Any) -> None:
+        ctx = ToolContext(
+            workspace=self.ctx.workspace or Path("."),
+            run_id=self.submit.run_id,
+            tenant=self.submit.tenant,
+            call_id=call_id,
+        )
+        with internal_span(
+            f"tool {spec.name}", {"revo.run_id": self.submit.run_id, "revo.tool": spec.name}
+        ) as span:
+            try:
+                output, error = await spec.call(ctx, args), None
+            except ToolError as exc:
+                output, error = "", str(exc)
+            except Exception as exc:  # a bug in a tool must not end the run without a word
+                log.exception("tool crashed", tool=spec.name, run_id=self.submit.run_id)
+                output, error = (
+                    "",
+                    f"internal error in {spec.name}: {exc.__class__.__name__}: {exc}",
+                )
+            span.set_attribute("revo.tool.ok", error is None)
+        metrics.TOOL_CALLS.labels(spec.name, "ok" if error is None else "error").inc()
+        await self.log.emit(
+            ToolResult,
+            step=step,
+            call_id=call_id,
+            ok=error is None,
+            output=output[: self.ctx.max_tool_output_chars],
+            error=error,
+        )
+
+    async def _wait_for_answer(self, step: int, call_id: str, question: str) -> None:
+        if self.state.status != "waiting":
+            await self.log.emit(WaitingForInput, question=question)
+        index = self.state.questions_answered
+        while len(self.ctx.known_answers) <= index:
+            self.ctx.known_answers.append(await self.ctx.live_answers.get())
+        await self.log.emit(
+            ToolResult, step=step, call_id=call_id, ok=True, output=self.ctx.known_answers[index]
+        )
+
+    # -- resuming ------------------------------------------------------------------------
+
+    async def _finish_pending_calls(self) -> None:
+        """Calls the previous runner recorded but did not finish."""
+        for called in list(self.state.pending.values()):
+            spec = TOOLS.get(called.tool)
+            if called.tool == "ask_user":
+                await self._wait_for_answer(
+                    called.step, called.call_id, called.arguments.get("question", "")
+                )
+            elif spec is None or spec.side_effects:
+                await self.log.emit(
+                    ToolResult,
+                    step=called.step,
+                    call_id=called.call_id,
+                    ok=False,
+                    error=INTERRUPTED,
+                )
+            else:
+                await self._run_tool(
+                    called.step, called.call_id, spec, spec.decode_args(called.arguments)
+                )
+
+    async def _opening_calls(self) -> None:
+        for index, opening in enumerate(self.agent.opening, start=1):
+            call_id = f"{self.submit.run_id}-o{index}"
+            if call_id in self.state.results:
+                continue
+            spec = TOOLS[opening.tool]
+            call = ParsedCall(spec, opening.arguments, spec.decode_args(opening.arguments))
+            await self._call_tool(index, call_id, call)
+
+    # -- model calls and limits ----------------------------------------------------------
+
+    def _next_step(self) -> int:
+        step = self.state.steps + 1
+        if step > self.max_steps:
+            raise RunStop(
+                "limit_exceeded", f"max_steps: {self.max_steps} steps taken without a final answer"
+            )
+        self._check_tokens()
+        return step
+
+    def _check_tokens(self) -> None:
+        limit = self.submit.limits.max_tokens
+        if self.state.total_tokens >= limit:
+            raise RunStop(
+                "limit_exceeded", f"max_tokens: {self.state.total_tokens} tokens used of {limit}"
+            )
+
+    def _messages(self) -> list[ChatMessage]:
+        messages = [
+            prompting.system_message(self.agent, self.submit, self.ctx.workspace is not None),
+            *self.ctx.history,
+            *prompting.input_messages(self.submit),
+            *self.state.conversation,
+        ]
+        return prompting.fit(messages, self.ctx.prompt_budget_chars)
+
+    async def _ask_model(
+        self, step: int, messages: list[ChatMessage], tools: bool, retry: bool = False
+    ) -> ModelReply:
+        remaining = self.submit.limits.max_tokens - self.state.total_tokens
+        suffix = "-r" if retry else ""
+        request = ChatRequest(
+            messages=messages,
+            tenant=self.submit.tenant,
+            request_id=f"{self.submit.run_id}-s{step}-a{self.state.attempts}{suffix}",
+            model=self.agent.model,
+            max_tokens=max(1, min(self.agent.max_tokens_per_step, remaining)),
+            temperature=self.agent.temperature,
+            tools=prompting.tool_definitions(self.agent) if tools else [],
+            tool_choice="required" if tools else "auto",
+            run_id=self.submit.run_id,
+        )
+        try:
+            reply = await self.ctx.model.call(request, self.tokens_subject, step)
+        except ServiceError as exc:
+            metrics.MODEL_CALLS.labels(self.agent.name, exc.code).inc()
+            raise RunStop(str(exc.code), f"inference: {exc}") from None
+        except BusUnavailable as exc:
+            metrics.MODEL_CALLS.labels(self.agent.name, "unavailable").inc()
+            raise RunStop("upstream_error", f"inference: {exc}") from None
+        metrics.MODEL_CALLS.labels(self.agent.name, "ok").inc()
+        await self.log.emit(
+            ModelCalled,
+            step=step,
+            model=reply.model,
+            request_id=request.request_id,
+            usage=reply.usage,
+        )
+        self._check_tokens()
+        return reply
+
+    # -- the end -------------------------------------------------------------------------
+
+    async def _finish(self, answer: str) -> None:
+        data: dict[str, Any] = {}
+        if self.agent.report == "lint_findings":
+            data = lint_report(self.state)
+            answer = render_lint_report(answer, data)
+        await self.log.emit(AssistantMessage, agent=self.agent.name, content=answer)
+        usage = Usage(
+            prompt_tokens=self.state.prompt_tokens,
+            completion_tokens=self.state.completion_tokens,
+            total_tokens=self.state.total_tokens,
+        )
+        await self.log.emit(RunFinished, answer=answer, usage=usage, data=data)
+
+
+def wall_time_left(submit: RunSubmit, first_started_at: float | None) -> float:
+    started = first_started_at or time.time()
+    return submit.limits.wall_time_s - (time.time() - started)

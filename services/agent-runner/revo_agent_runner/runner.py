@@ -1,0 +1,341 @@
+"""Takes runs from the RUNS work queue and executes them, a bounded number at a time.
+
+A run is acked only when it has ended. While it runs, heartbeats tell JetStream it is
+alive (`in_progress`) and renew this replica's claim on it in Postgres; a runner that
+dies stops both, so JetStream hands the run to another replica once `ack_wait` passes,
+and that replica's claim succeeds once the dead one's lease has run out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from revo_agent_runner import metrics
+from revo_agent_runner.agents import AgentSpec
+from revo_agent_runner.event_log import RunLog
+from revo_agent_runner.loop import AgentLoop, RunContext, RunStop, wall_time_left
+from revo_agent_runner.model import ModelClient
+from revo_agent_runner.prompting import history_messages
+from revo_agent_runner.settings import AgentRunnerSettings
+from revo_agent_runner.store import Claim, RunStore
+from revo_agent_runner.workspace import WorkspaceError, prepare_workspace, remove_workspace
+from revo_contracts import subjects
+from revo_contracts.runs import Answer, Cancel, RunCancelled, RunFailed, RunStarted, RunSubmit
+from revo_contracts.streams import RUNS
+from revo_core.bus import Bus
+from revo_core.logging import get_logger
+from revo_core.tracing import internal_span, process_span
+
+log = get_logger("revo.agent_runner")
+
+CONSUMER = "agent-runner"
+_submit_decoder = msgspec.json.Decoder(RunSubmit)
+
+
+@dataclass
+class ActiveRun:
+    submit: RunSubmit
+    msg: Msg
+    task: asyncio.Task[None] | None = None
+    cancel_reason: str | None = None
+    lost_claim: bool = False
+    live_answers: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+
+    def cancel(self, reason: str) -> None:
+        if self.cancel_reason is None and self.task is not None:
+            self.cancel_reason = reason or "cancelled"
+            self.task.cancel()
+
+
+class Runner:
+    def __init__(
+        self,
+        bus: Bus,
+        store: RunStore,
+        agents: dict[str, AgentSpec],
+        settings: AgentRunnerSettings,
+    ) -> None:
+        self.bus = bus
+        self.store = store
+        self.agents = agents
+        self.settings = settings
+        self.model = ModelClient(bus)
+        self.active: dict[str, ActiveRun] = {}
+        self._taken = 0
+        self._deliveries: set[asyncio.Task[None]] = set()
+        self._slot_freed = asyncio.Event()
+        self._fetcher: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    # -- consuming -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        config = ConsumerConfig(
+            durable_name=CONSUMER,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self.settings.ack_wait_s,
+            # Unlimited here: the runner itself ends a run after max_attempts, with an event.
+            max_deliver=-1,
+            max_ack_pending=-1,
+            filter_subject=subjects.RUNS_SUBMIT_ALL,
+        )
+        await self.bus.js.add_consumer(RUNS.name, config)
+        self._subscription = await self.bus.js.pull_subscribe_bind(
+            durable=CONSUMER, stream=RUNS.name
+        )
+        self._fetcher = asyncio.create_task(self._fetch_loop(), name="runs-fetch")
+
+    async def _fetch_loop(self) -> None:
+        while not self._stopping:
+            free = self.settings.max_concurrent_runs - self._taken
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            try:
+                msgs = await self._subscription.fetch(free, timeout=1.0)
+            except (NatsTimeout, TimeoutError):
+                continue
+            except Exception as exc:  # a lost connection: keep trying, never die
+                log.warning("fetching runs failed", error=str(exc))
+                await asyncio.sleep(0.5)
+                continue
+            for msg in msgs:
+                self._taken += 1
+                task = asyncio.create_task(self._take(msg), name="run")
+                self._deliveries.add(task)
+                task.add_done_callback(self._deliveries.discard)
+
+    async def stop(self, grace: float) -> None:
+        """Stop taking runs; give running ones `grace` seconds, then hand them back."""
+        self._stopping = True
+        if self._fetcher is not None:
+            self._fetcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._fetcher
+        if not self._deliveries:
+            return
+        log.info("waiting for runs to end", runs=len(self._deliveries), grace_s=grace)
+        _, pending = await asyncio.wait(set(self._deliveries), timeout=grace)
+        if pending:
+            # Handed back unfinished (nak): another replica resumes them from their logs.
+            for run in self.active.values():
+                if run.task is not None:
+                    run.task.cancel()
+            await asyncio.wait(pending, timeout=10)
+
+    # -- one delivery --------------------------------------------------------------------
+
+    async def _take(self, msg: Msg) -> None:
+        try:
+            submit = await self._decode(msg)
+            if submit is not None:
+                await self._execute(submit, msg)
+        except Exception:
+            log.exception("run delivery failed; it will be redelivered")
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=1.0)
+        finally:
+            self._taken -= 1
+            self._slot_freed.set()
+
+    async def _decode(self, msg: Msg) -> RunSubmit | None:
+        try:
+            return _submit_decoder.decode(msg.data)
+        except msgspec.DecodeError as exc:
+            metrics.REJECTED.labels("malformed").inc()
+            log.error(
+                "malformed run dropped", subject=msg.subject, error=str(exc), size=len(msg.data)
+            )
+            await msg.term()
+            return None
+
+    async def _execute(self, submit: RunSubmit, msg: Msg) -> None:
+        claim = await self.store.claim(submit, self.settings.runner_id, self.settings.ack_wait_s)
+        if not isinstance(claim, Claim):
+            await self._refused(submit, msg, claim)
+            return
+        run = ActiveRun(submit=submit, msg=msg)
+        self.active[submit.run_id] = run
+        metrics.ACTIVE_RUNS.inc()
+        started = time.perf_counter()
+        try:
+            with process_span(subjects.runs_submit(submit.tenant), msg.headers):
+                run.task = asyncio.create_task(self._run(run, claim))
+                heartbeat = asyncio.create_task(self._heartbeat(run))
+                try:
+                    await asyncio.wait([run.task])
+                finally:
+                    heartbeat.cancel()
+                await self._settle(run)
+        finally:
+            del self.active[submit.run_id]
+            metrics.ACTIVE_RUNS.dec()
+            metrics.RUN_SECONDS.labels(submit.agent).observe(time.perf_counter() - started)
+
+    async def _settle(self, run: ActiveRun) -> None:
+        """Ack an ended run; hand an unfinished one back (shutdown) for another replica."""
+        task = run.task
+        assert task is not None
+        if run.lost_claim:
+            return  # another replica holds it now; its delivery will be acked
+        if task.cancelled():
+            await self.store.release(run.submit.run_id, self.settings.runner_id)
+            await run.msg.nak()
+        elif task.exception() is not None:
+            log.error(
+                "run crashed; it will be retried",
+                run_id=run.submit.run_id,
+                exc_info=task.exception(),
+            )
+            await self.store.release(run.submit.run_id, self.settings.runner_id)
+            await run.msg.nak(delay=1.0)
+        else:
+            await run.msg.ack()
+
+    async def _refused(self, submit: RunSubmit, msg: Msg, refusal: Any) -> None:
+        if refusal.tenant is not None and refusal.tenant != submit.tenant:
+            metrics.REJECTED.labels("other_tenant").inc()
+            log.error("run id already used by another tenant; dropped", run_id=submit.run_id)
+            await msg.term()
+        elif refusal.ended:
+            metrics.REJECTED.labels("ended").inc()
+            await msg.ack()
+        else:
+            # Alive on another replica (its lease holds): look again once the lease could end.
+            metrics.REJECTED.labels("held_elsewhere").inc()
+            await msg.nak(delay=self.settings.ack_wait_s)
+
+    async def _heartbeat(self, run: ActiveRun) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_s)
+            try:
+                await run.msg.in_progress()
+                if not await self.store.renew(
+                    run.submit.run_id, self.settings.runner_id, self.settings.ack_wait_s
+                ):
+                    log.error("lost the claim on a run; stopping it here", run_id=run.submit.run_id)
+                    run.lost_claim = True
+                    if run.task is not None:
+                        run.task.cancel()
+                    return
+            except Exception as exc:
+                log.warning("heartbeat failed", run_id=run.submit.run_id, error=str(exc))
+
+    # -- the run itself ------------------------------------------------------------------
+
+    async def _run(self, run: ActiveRun, claim: Claim) -> None:
+        submit = run.submit
+        run_log = await RunLog.open(self.bus, self.store, submit)
+        if not run_log.state.ended:
+            await self._run_attempt(run, claim, run_log)
+        metrics.RUNS_ENDED.labels(submit.agent, run_log.state.status).inc()
+        await asyncio.to_thread(remove_workspace, self.settings.workspace_root, submit.run_id)
+
+    async def _run_attempt(self, run: ActiveRun, claim: Claim, run_log: RunLog) -> None:
+        submit = run.submit
+        attempt = claim.attempt
+        metrics.RUNS_STARTED.labels(submit.agent, "resume" if attempt > 1 else "new").inc()
+        await run_log.emit(RunStarted, runner_id=self.settings.runner_id, attempt=attempt)
+        attributes = {
+            "revo.run_id": submit.run_id,
+            "revo.tenant": submit.tenant,
+            "revo.agent": submit.agent,
+            "revo.attempt": attempt,
+        }
+        with internal_span(f"run {submit.agent}", attributes):
+            try:
+                await self._run_agent(run, claim, run_log)
+            except asyncio.CancelledError:
+                if run.cancel_reason is None:
+                    raise  # shutdown or lost claim: the run continues elsewhere
+                await run_log.settle()
+                await run_log.emit(RunCancelled, reason=run.cancel_reason)
+
+    async def _run_agent(self, run: ActiveRun, claim: Claim, run_log: RunLog) -> None:
+        submit = run.submit
+        controls = await self.store.controls(submit.run_id)
+        cancels = [c for c in controls if isinstance(c, Cancel)]
+        if cancels:
+            await run_log.emit(
+                RunCancelled, reason=cancels[0].reason or "cancelled before it started"
+            )
+            return
+        if claim.attempt > self.settings.max_attempts:
+            await run_log.emit(
+                RunFailed,
+                code="gave_up",
+                reason=f"started {claim.attempt} times; its runners kept stopping",
+            )
+            return
+        agent = self.agents.get(submit.agent)
+        if agent is None:
+            await run_log.emit(
+                RunFailed,
+                code="not_found",
+                reason=f"unknown agent {submit.agent!r}; known: {', '.join(sorted(self.agents))}",
+            )
+            return
+        try:
+            ctx = await self._context(run, run_log, agent, controls)
+        except RunStop as stop:
+            await run_log.emit(RunFailed, code=stop.code, reason=stop.reason)
+            return
+        left = wall_time_left(submit, run_log.state.first_started_at)
+        try:
+            async with asyncio.timeout(max(left, 0.0)) as deadline:
+                await AgentLoop(ctx).run()
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            if run_log.state.ended:
+                return
+            await run_log.settle()
+            await run_log.emit(
+                RunFailed,
+                code="limit_exceeded",
+                reason=f"wall_time: the run took more than {submit.limits.wall_time_s:g} s",
+            )
+
+    async def _context(
+        self, run: ActiveRun, run_log: RunLog, agent: AgentSpec, controls: list[Any]
+    ) -> RunContext:
+        submit = run.submit
+        workspace = None
+        if agent.uses_tools(submit.workspace is not None):
+            try:
+                workspace = await prepare_workspace(
+                    self.settings.workspace_root, submit.run_id, submit.workspace
+                )
+            except WorkspaceError as exc:
+                raise RunStop(exc.code, str(exc)) from None
+        history = []
+        if submit.session_id:
+            turns = await self.store.session_turns(
+                submit.tenant,
+                submit.session_id,
+                submit.submitted_at,
+                self.settings.session_history_turns,
+            )
+            history = history_messages(turns)
+        return RunContext(
+            submit=submit,
+            agent=agent,
+            log=run_log,
+            model=self.model,
+            workspace=workspace,
+            history=history,
+            known_answers=[c.text for c in controls if isinstance(c, Answer)],
+            live_answers=run.live_answers,
+            max_tool_output_chars=self.settings.max_tool_output_chars,
+        )

@@ -1,0 +1,222 @@
+"""The `agents` schema: runs, their event logs and their control messages.
+
+Postgres is the runner's source of truth for resuming a run (an event is written here
+before it is published), and the copy `revo runs` reads after the streams' retention.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from revo_contracts.runs import (
+    RunControl,
+    RunEvent,
+    RunListRequest,
+    RunSubmit,
+    RunSummary,
+)
+
+_event_decoder = msgspec.json.Decoder(RunEvent)
+_control_decoder = msgspec.json.Decoder(RunControl)
+_submit_decoder = msgspec.json.Decoder(RunSubmit)
+
+TERMINAL_STATUSES = ("finished", "failed", "cancelled")
+
+_CLAIM = """
+INSERT INTO agents.runs (run_id, tenant, agent, status, task, session_id, submit, created_at,
+                         started_at, owner, lease_until, attempts)
+VALUES ($1, $2, $3, 'running', $4, $5, $6::jsonb, $7, $8, $9,
+        now() + make_interval(secs => $10), 1)
+ON CONFLICT (run_id) DO UPDATE
+   SET owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until,
+       attempts = agents.runs.attempts + 1, status = 'running',
+       started_at = coalesce(agents.runs.started_at, EXCLUDED.started_at)
+ WHERE agents.runs.tenant = EXCLUDED.tenant
+   AND agents.runs.status NOT IN ('finished', 'failed', 'cancelled')
+   AND (agents.runs.owner IS NULL OR agents.runs.owner = EXCLUDED.owner
+        OR agents.runs.lease_until < now())
+RETURNING attempts, started_at
+"""
+
+_APPEND = """
+WITH ev AS (
+    INSERT INTO agents.events (run_id, seq, type, ts, body)
+    VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT DO NOTHING
+)
+UPDATE agents.runs
+   SET status = $6, steps = $7, total_tokens = $8,
+       answer = coalesce($9, answer), error_code = coalesce($10, error_code),
+       error_reason = coalesce($11, error_reason), ended_at = coalesce($12, ended_at),
+       owner = CASE WHEN $12::double precision IS NULL THEN owner END,
+       lease_until = CASE WHEN $12::double precision IS NULL THEN lease_until END
+ WHERE run_id = $1
+"""
+
+_SUMMARY_COLUMNS = (
+    "run_id, tenant, agent, status, created_at, task, session_id, started_at, ended_at, "
+    "attempts, steps, total_tokens, answer, error_code, error_reason"
+)
+
+
+@dataclass(frozen=True)
+class Claim:
+    attempt: int
+    started_at: float
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a delivered run is not executed here: ended already, or alive elsewhere."""
+
+    status: str | None
+    owner: str | None
+    tenant: str | None
+
+    @property
+    def ended(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+@dataclass
+class Progress:
+    """The summary columns an event moves forward."""
+
+    status: str = "running"
+    steps: int = 0
+    total_tokens: int = 0
+    answer: str | None = None
+    error_code: str | None = None
+    error_reason: str | None = None
+    ended_at: float | None = None
+
+
+class RunStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def claim(self, submit: RunSubmit, runner_id: str, lease_s: float) -> Claim | Refusal:
+        now = time.time()
+        row = await self.pool.fetchrow(
+            _CLAIM,
+            submit.run_id,
+            submit.tenant,
+            submit.agent,
+            submit.task,
+            submit.session_id,
+            msgspec.json.encode(submit).decode(),
+            submit.submitted_at or now,
+            now,
+            runner_id,
+            lease_s,
+        )
+        if row is not None:
+            return Claim(attempt=row["attempts"], started_at=row["started_at"])
+        other = await self.pool.fetchrow(
+            "SELECT status, owner, tenant FROM agents.runs WHERE run_id = $1", submit.run_id
+        )
+        return Refusal(other["status"], other["owner"], other["tenant"])
+
+    async def renew(self, run_id: str, runner_id: str, lease_s: float) -> bool:
+        result = await self.pool.execute(
+            "UPDATE agents.runs SET lease_until = now() + make_interval(secs => $3) "
+            "WHERE run_id = $1 AND owner = $2",
+            run_id,
+            runner_id,
+            lease_s,
+        )
+        return result.endswith(" 1")
+
+    async def release(self, run_id: str, runner_id: str) -> None:
+        """Give a run up (shutdown) so another replica may take it without waiting."""
+        await self.pool.execute(
+            "UPDATE agents.runs SET owner = NULL, lease_until = NULL "
+            "WHERE run_id = $1 AND owner = $2",
+            run_id,
+            runner_id,
+        )
+
+    async def append(self, event: RunEvent, progress: Progress) -> None:
+        await self.pool.execute(
+            _APPEND,
+            event.run_id,
+            event.seq,
+            type(event).__struct_config__.tag,
+            event.ts,
+            msgspec.json.encode(event).decode(),
+            progress.status,
+            progress.steps,
+            progress.total_tokens,
+            progress.answer,
+            progress.error_code,
+            progress.error_reason,
+            progress.ended_at,
+        )
+
+    async def events(self, run_id: str, after_seq: int = 0) -> list[RunEvent]:
+        rows = await self.pool.fetch(
+            "SELECT body::text FROM agents.events WHERE run_id = $1 AND seq > $2 ORDER BY seq",
+            run_id,
+            after_seq,
+        )
+        return [_event_decoder.decode(row[0]) for row in rows]
+
+    async def record_control(self, run_id: str, control: RunControl) -> None:
+        await self.pool.execute(
+            "INSERT INTO agents.controls (run_id, kind, body) VALUES ($1, $2, $3::jsonb)",
+            run_id,
+            type(control).__struct_config__.tag,
+            msgspec.json.encode(control).decode(),
+        )
+
+    async def controls(self, run_id: str) -> list[RunControl]:
+        rows = await self.pool.fetch(
+            "SELECT body::text FROM agents.controls WHERE run_id = $1 ORDER BY id", run_id
+        )
+        return [_control_decoder.decode(row[0]) for row in rows]
+
+    async def summary(self, run_id: str, tenant: str | None = None) -> RunSummary | None:
+        row = await self.pool.fetchrow(
+            f"SELECT {_SUMMARY_COLUMNS} FROM agents.runs "
+            "WHERE run_id = $1 AND ($2::text IS NULL OR tenant = $2)",
+            run_id,
+            tenant,
+        )
+        return _summary(row) if row else None
+
+    async def list(self, request: RunListRequest) -> list[RunSummary]:
+        rows = await self.pool.fetch(
+            f"SELECT {_SUMMARY_COLUMNS} FROM agents.runs "
+            "WHERE ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR status = $2) "
+            "AND ($3::text IS NULL OR agent = $3) AND ($4::text IS NULL OR session_id = $4) "
+            "ORDER BY created_at DESC LIMIT $5",
+            request.tenant,
+            request.status,
+            request.agent,
+            request.session_id,
+            request.limit,
+        )
+        return [_summary(row) for row in rows]
+
+    async def session_turns(
+        self, tenant: str, session_id: str, before: float, limit: int
+    ) -> list[tuple[RunSubmit, str]]:
+        """Earlier finished runs of a session, oldest first: (what was asked, the answer)."""
+        rows = await self.pool.fetch(
+            "SELECT submit::text, answer FROM agents.runs "
+            "WHERE tenant = $1 AND session_id = $2 AND created_at < $3 AND status = 'finished' "
+            "ORDER BY created_at DESC LIMIT $4",
+            tenant,
+            session_id,
+            before,
+            limit,
+        )
+        return [(_submit_decoder.decode(row[0]), row[1] or "") for row in reversed(rows)]
+
+
+def _summary(row: Any) -> RunSummary:
+    return RunSummary(**{key: value for key, value in dict(row).items() if value is not None})
