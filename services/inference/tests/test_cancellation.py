@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from inference_testkit import EMBEDDED_CHAT_MODEL, chat_request, metric_value, wait_for_metric
+from inference_testkit import EMBEDDED_CHAT_MODEL, chat_request
 
 from revo_contracts import subjects
 from revo_contracts.inference import ChatChunk
 from revo_core.bus import Bus
 from revo_core.errors import RequestTimeout
 from revo_core.streaming import stream_request
+from revo_core.testing.metrics import metric_value, wait_for_metric
 
 UNFINISHED = "revo_inference_unfinished_requests"
 CANCELLED = "revo_streams_cancelled_total"

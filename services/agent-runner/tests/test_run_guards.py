@@ -1,0 +1,195 @@
+"""Limits, the stuck-loop guard, and every kind of bad input: each ends as a clear event."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from runner_testkit import new_submit, run_to_end
+
+from revo_contracts import subjects
+from revo_contracts.inference import ChatMessage
+from revo_contracts.runs import RunLimits
+from revo_core.errors import InvalidRequest
+from revo_core.runs import submit_run
+from revo_core.testing.metrics import metric_value
+from revo_core.testing.scripted_model import Reply, call, text
+
+
+async def test_max_steps_ends_the_run_with_the_limit(scripted_runner, scripted_model, scripted_bus):
+    submit = new_submit(limits=RunLimits(max_steps=3))
+    scripted_model.script(submit.run_id, *(call("search_code", pattern=f"p{i}") for i in range(10)))
+
+    record = await run_to_end(scripted_bus, submit)
+
+    assert record.last.code == "limit_exceeded"
+    assert "max_steps" in record.last.reason
+    assert len(record.of_type("tool_called")) == 3
+
+
+async def test_max_tokens_ends_the_run_with_the_limit(
+    scripted_runner, scripted_model, scripted_bus
+):
+    submit = new_submit(limits=RunLimits(max_tokens=100))  # each scripted call uses 60
+    scripted_model.script(submit.run_id, *(call("search_code", pattern=f"p{i}") for i in range(10)))
+
+    record = await run_to_end(scripted_bus, submit)
+
+    assert record.last.code == "limit_exceeded"
+    assert "max_tokens: 120 tokens used of 100" in record.last.reason
+    assert len(record.of_type("model_call")) == 2
+
+
+async def test_wall_time_ends_a_run_stuck_in_a_model_call(
+    scripted_runner, scripted_model, scripted_bus
+):
+    submit = new_submit(limits=RunLimits(wall_time_s=1.0))
+    scripted_model.script(submit.run_id, Reply(text="slow", delay_s=10))
+
+    started = time.monotonic()
+    record = await run_to_end(scripted_bus, submit)
+
+    assert record.last.code == "limit_exceeded"
+    assert "wall_time" in record.last.reason
+    assert time.monotonic() - started < 5
+
+
+async def test_the_same_call_three_times_is_a_stuck_loop(
+    scripted_runner, scripted_model, scripted_bus
+):
+    submit = new_submit()
+    scripted_model.script(submit.run_id, forever=call("list_files", path="."))
+
+    record = await run_to_end(scripted_bus, submit)
+
+    assert record.types[-1] == "failed"
+    assert record.last.code == "stuck_loop"
+    assert "list_files" in record.last.reason and "3 times" in record.last.reason
+    assert len(record.of_type("tool_called")) == 2
+
+
+async def test_an_invalid_reply_is_shown_to_the_model_once(
+    scripted_runner, scripted_model, scripted_bus
+):
+    submit = new_submit()
+    scripted_model.script(
+        submit.run_id,
+        text("I think I will read a file"),
+        retries={0: call("final_answer", answer="fixed it")},
+    )
+
+    record = await run_to_end(scripted_bus, submit)
+
+    assert record.types[-1] == "finished"
+    assert record.last.answer == "fixed it"
+    retry = scripted_model.requests_of(submit.run_id)[-1]
+    assert retry.request_id.endswith("-r")
+    assert "not a valid tool call" in retry.messages[-1].content
+    assert retry.messages[-2].content == "I think I will read a file"
+
+
+@pytest.mark.parametrize(
+    ("reply", "said"),
+    [
+        (text("not json at all"), "not JSON of the form"),
+        (call("delete_everything", path="/"), "unknown tool 'delete_everything'"),
+        (call("read_file", path=5), "invalid arguments for read_file"),
+    ],
+)
+async def test_invalid_twice_fails_the_step_with_the_reason(
+    scripted_runner, scripted_model, scripted_bus, reply, said
+):
+    submit = new_submit()
+    scripted_model.script(submit.run_id, reply, retries={0: reply})
+
+    record = await run_to_end(scripted_bus, submit)
+
+    assert record.types[-1] == "failed"
+    assert record.last.code == "invalid_tool_call"
+    assert said in record.last.reason
+    assert len(record.of_type("model_call")) == 2
+
+
+async def test_unknown_agent(scripted_runner, scripted_bus):
+    record = await run_to_end(scripted_bus, new_submit(agent="no-such-agent"))
+
+    assert record.types == ["queued", "started", "failed"]
+    assert record.last.code == "not_found"
+    assert "unknown agent 'no-such-agent'" in record.last.reason
+    assert "code-analyst" in record.last.reason
+
+
+async def test_missing_workspace(scripted_runner, scripted_bus, tmp_path):
+    record = await run_to_end(scripted_bus, new_submit(repo=tmp_path / "nowhere"))
+
+    assert record.last.code == "not_found"
+    assert "does not exist" in record.last.reason
+
+
+async def test_a_run_without_task_or_messages(scripted_runner, scripted_bus):
+    submit = new_submit(
+        agent="chatty", task=None, messages=[ChatMessage(role="system", content="x")]
+    )
+
+    record = await run_to_end(scripted_bus, submit)
+
+    assert record.last.code == "invalid_request"
+    assert "neither a task nor user messages" in record.last.reason
+
+
+async def test_an_error_from_inference_fails_the_run_with_its_code(
+    scripted_runner, scripted_model, scripted_bus
+):
+    submit = new_submit(agent="chatty")
+    scripted_model.script(submit.run_id, Reply(error="invalid_request"))
+
+    record = await run_to_end(scripted_bus, submit)
+
+    assert record.last.code == "invalid_request"
+    assert record.last.reason.startswith("inference:")
+
+
+async def test_path_traversal_is_a_failed_tool_result_and_the_run_goes_on(
+    scripted_runner, scripted_model, scripted_bus, tmp_path
+):
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "secret.txt").write_text("top secret")
+    (tmp_path / "repo" / "link.txt").symlink_to(tmp_path / "secret.txt")
+    submit = new_submit(repo=tmp_path / "repo")
+    scripted_model.script(
+        submit.run_id,
+        call("read_file", path="../secret.txt"),
+        call("read_file", path="link.txt"),
+        call("final_answer", answer="could not"),
+    )
+
+    record = await run_to_end(scripted_bus, submit)
+
+    results = record.of_type("tool_result")
+    assert [r.ok for r in results] == [False, False]
+    assert all("outside the workspace" in r.error for r in results)
+    assert all("top secret" not in r.output for r in results)
+    assert record.types[-1] == "finished"
+
+
+async def test_a_run_over_the_payload_limit_is_refused_at_submit(scripted_bus):
+    huge = new_submit(task="x" * (scripted_bus.nc.max_payload + 10))
+    with pytest.raises(InvalidRequest, match="exceeds"):
+        await submit_run(scripted_bus, huge)
+
+
+async def test_malformed_runs_do_not_stop_the_consumer(
+    scripted_runner, scripted_model, scripted_bus
+):
+    rejected = metric_value(scripted_runner, "revo_runs_rejected_total", reason="malformed")
+    await scripted_bus.js.publish(subjects.runs_submit("acme"), b"{not json")
+    await scripted_bus.js.publish(subjects.runs_submit("acme"), b'{"run_id": "r1", "agent": 5}')
+    submit = new_submit(agent="chatty")
+    scripted_model.script(submit.run_id, text("still here"))
+
+    record = await run_to_end(scripted_bus, submit)
+
+    assert record.last.answer == "still here"
+    assert metric_value(scripted_runner, "revo_runs_rejected_total", reason="malformed") == (
+        rejected + 2
+    )

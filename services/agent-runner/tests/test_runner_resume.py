@@ -1,0 +1,87 @@
+"""A runner SIGKILLed mid-run: another replica resumes the run from its event log.
+
+Own nats-server and two replicas, so which replica holds the run is known and the other
+one is the only place it can go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+import pytest
+from runner_testkit import RunRecord, follow, new_submit
+
+from revo_contracts.runs import RunGetRequest
+from revo_core.bus import Bus
+from revo_core.embedded.nats_server import NatsServer
+from revo_core.runs import event_type, get_run, submit_run
+from revo_core.testing.scripted_model import Reply, ScriptedModel, call
+
+
+@pytest.fixture(scope="module")
+def resume_nats(revo_tmp):
+    server = NatsServer(revo_tmp / "nats-resume").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+async def resume_world(resume_nats, runner_factory):
+    bus = await Bus.connect(resume_nats.url, name="pytest-resume")
+    model = await ScriptedModel(bus).start()
+    runners = {
+        name: runner_factory.start(resume_nats.url, name) for name in ("runner-a", "runner-b")
+    }
+    yield bus, model, runners
+    for runner in runners.values():
+        runner.stop(timeout=10)
+    await model.stop()
+    await bus.close()
+
+
+async def test_a_killed_runner_loses_nothing_and_repeats_no_side_effect(resume_world):
+    bus, model, runners = resume_world
+    submit = new_submit(task="append a line, then check it")
+    gate = asyncio.Event()
+    model.script(
+        submit.run_id,
+        call("write_file", path="log.txt", content="one line\n", append=True),
+        Reply(call=("read_file", {"path": "log.txt"}), gate=gate),
+        call("final_answer", answer="the log has one line"),
+    )
+    record = RunRecord()
+    following = asyncio.create_task(follow(bus, submit, record))
+    await submit_run(bus, submit)
+    await _wait_until(lambda: len(model.requests_of(submit.run_id)) >= 2)
+
+    holder = record.of_type("started")[0].runner_id
+    runners[holder].kill()
+    gate.set()
+    killed_at = time.monotonic()
+    await asyncio.wait_for(following, 60)
+    resumed_after = time.monotonic() - killed_at
+
+    detail = await get_run(bus, RunGetRequest(run_id=submit.run_id))
+    stored = detail.events
+    assert [e.seq for e in stored] == list(range(1, len(stored) + 1))
+    assert [e.seq for e in record.events] == [e.seq for e in stored]
+    types = Counter(event_type(e) for e in stored)
+    assert types["finished"] == 1 and types["failed"] == 0
+    writes = [e for e in stored if event_type(e) == "tool_called" and e.tool == "write_file"]
+    assert len(writes) == 1
+    starts = [e for e in stored if event_type(e) == "started"]
+    assert [s.attempt for s in starts] == [1, 2]
+    assert starts[0].runner_id == holder and starts[1].runner_id != holder
+    read = [e for e in stored if event_type(e) == "tool_result"][-1]
+    assert read.output.count("one line") == 1, read.output
+    assert detail.run.status == "finished" and detail.run.attempts == 2
+    assert resumed_after < 30
+
+
+async def _wait_until(predicate, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
