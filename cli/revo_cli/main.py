@@ -1,13 +1,17 @@
-"""`revo`: up, down, status, ask."""
+"""`revo`: up, down, status, ask, run, runs."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
+import typing
 
 from revo_cli.state import nats_url
+from revo_contracts.runs import RunStatus
 from revo_core.logging import configure_logging
+
+RUN_STATUSES = typing.get_args(RunStatus)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -24,7 +28,40 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("--tenant", default="default")
     ask.add_argument("--system", help="a system prompt")
     ask.add_argument("--timeout", type=float, default=300.0)
+    add_run_parser(commands)
+    add_runs_parser(commands)
     return root
+
+
+def add_run_parser(commands: argparse._SubParsersAction) -> None:
+    run = commands.add_parser("run", help="run an agent on a task and watch it live")
+    run.add_argument("agent", help="e.g. assistant, code-analyst")
+    run.add_argument("task")
+    run.add_argument("--repo", help="git repository to work in (a path or a URL)")
+    run.add_argument("--ref", help="branch, tag or commit of --repo")
+    run.add_argument("--tenant", default="default")
+    run.add_argument("--session", help="session id: the run sees earlier turns of it")
+    run.add_argument("--max-steps", type=int)
+    run.add_argument("--max-tokens", type=int)
+    run.add_argument("--wall-time", type=float, metavar="SECONDS")
+    run.add_argument("--json", action="store_true", help="one JSON line per event and delta")
+
+
+def add_runs_parser(commands: argparse._SubParsersAction) -> None:
+    runs = commands.add_parser("runs", help="list runs; show, cancel or answer one")
+    runs.add_argument("--tenant", help="only this tenant's runs (default: all)")
+    runs.add_argument("--status", choices=RUN_STATUSES)
+    runs.add_argument("--agent")
+    runs.add_argument("--limit", type=int, default=20)
+    actions = runs.add_subparsers(dest="runs_command")
+    show = actions.add_parser("show", help="a run's summary, event log and answer")
+    show.add_argument("run_id")
+    show.add_argument("--tenant")
+    cancel = actions.add_parser("cancel", help="stop a run")
+    cancel.add_argument("run_id")
+    answer = actions.add_parser("answer", help="answer the question a run waits on")
+    answer.add_argument("run_id")
+    answer.add_argument("text")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +80,14 @@ def main(argv: list[str] | None = None) -> int:
         from revo_cli.status import status
 
         return asyncio.run(status(nats_url(args.nats_url)))
+    if args.command == "run":
+        from revo_cli.runs import run_command
+
+        return run_command(args, nats_url(args.nats_url))
+    if args.command == "runs":
+        from revo_cli.runs import runs_command
+
+        return runs_command(args, nats_url(args.nats_url))
     from revo_cli.ask import ask, build_request
 
     request = build_request(args.question, args.model, args.max_tokens, args.tenant, args.system)

@@ -30,6 +30,7 @@ from revo_core.embedded.service_process import ServiceProcess
 # Service name -> (module, env var of its HTTP port, default port). Later services join here.
 SERVICES: dict[str, tuple[str, str, int]] = {
     "inference": ("revo_inference", "REVO_INFERENCE_HTTP_PORT", 8101),
+    "agent-runner": ("revo_agent_runner", "REVO_AGENT_RUNNER_HTTP_PORT", 8102),
 }
 READY_TIMEOUT_S = 300
 
@@ -86,6 +87,7 @@ def _start_services(state: PlatformState, base: Path) -> None:
     for name, (module, port_env, default_port) in SERVICES.items():
         port = _port(default_port)
         env = {"NATS_URL": state.nats_url, port_env: str(port), "OTEL_SERVICE_NAME": name}
+        env.update(_own_env(name, state, base))
         process = ServiceProcess(module, port, env, base / "logs" / f"{name}.log").start()
         processes[name] = process
         state.services[name] = ServiceRecord(
@@ -100,12 +102,24 @@ def _start_services(state: PlatformState, base: Path) -> None:
         )
 
 
+def _own_env(name: str, state: PlatformState, base: Path) -> dict[str, str]:
+    """What one service needs beyond NATS and its port."""
+    if name == "agent-runner":
+        return {
+            "REVO_AGENT_RUNNER_DATABASE_URL": state.postgres_dsn,
+            "REVO_AGENT_RUNNER_WORKSPACE_ROOT": str(base / "workspaces"),
+        }
+    return {}
+
+
 def _print_ready(state: PlatformState, seconds: float) -> None:
     say(f"\nrevo is up in {seconds:.1f} s.\n")
     say(f"  NATS       {state.nats_url}   (monitoring http://127.0.0.1:{state.nats_monitor_port})")
     say(f"  Postgres   {state.postgres_dsn}")
     say("\nTry:")
     say('  revo ask "Why would a Python import fail only in CI?"')
+    say('  revo run assistant "What makes a good commit message?"')
+    say("  revo runs            # runs so far, with status and tokens")
     say("  revo status          # services answering on NATS")
     say("  revo down            # stop everything")
     say(f"  logs: {state_dir() / 'logs'}")
