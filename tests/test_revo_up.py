@@ -1,5 +1,5 @@
-"""`revo up` on a clean state dir: real NATS, Postgres and inference processes; then
-status, ask and down, as a user would run them."""
+"""`revo up` on a clean state dir: real NATS, Postgres, inference and agent-runner
+processes; then status, ask, run, runs and down, as a user would run them."""
 
 from __future__ import annotations
 
@@ -56,6 +56,7 @@ def test_revo_status_lists_the_inference_service_from_nats(platform):
 
     assert status.returncode == 0, status.stdout + status.stderr
     assert "inference" in status.stdout and "inference.chat" in status.stdout
+    assert "agent_runner" in status.stdout and "runs.api.list" in status.stdout
 
 
 def test_revo_ask_streams_an_answer_and_reports_usage(platform):
@@ -75,6 +76,18 @@ def test_revo_ask_for_an_unknown_model_fails_clearly(platform):
 
     assert ask.returncode == 1
     assert "not_found: unknown chat model 'nope'" in ask.stderr
+
+
+def test_revo_run_executes_the_assistant_and_revo_runs_lists_it(platform):
+    _, env, _ = platform
+
+    run = revo("run", "assistant", "Name one planet.", "--max-tokens", "2000", env=env)
+    runs = revo("runs", env=env)
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    run_id = run.stdout.split()[1] if run.stdout.startswith("run ") else ""
+    assert run_id and run_id in runs.stdout, run.stdout + runs.stdout
+    assert "finished" in runs.stdout
 
 
 def test_a_second_revo_up_refuses_and_points_to_revo_down(platform):
