@@ -40,6 +40,7 @@ format: $(INSTALLED)
 bench: model
 	$(BIN)/python bench/inference_overhead.py
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/runs.py
 
 proto: $(INSTALLED)
 	$(BIN)/python -m revo_contracts.proto

@@ -1,7 +1,9 @@
 """Runs: one piece of agent work (a chat turn, a CI investigation, a workflow).
 
-Submitted as `RunSubmit` to `runs.submit.<tenant>` (stream RUNS, work queue); every step is
-a `RunEvent` on `runs.events.<tenant>.<run>` (stream RUN_EVENTS, replayable); token deltas
+Submitted as `RunSubmit` to `runs.submit.<tenant>` (stream RUNS, work queue), right after
+the submitter has published the run's `queued` event (seq 1, as revo_core.runs.submit_run
+does); every step is a `RunEvent` on `runs.events.<tenant>.<run>` (stream RUN_EVENTS,
+replayable); token deltas
 go to `runs.tokens.<tenant>.<run>` (core NATS); `runs.control.<run>` takes a `RunControl`.
 
 The agent-runner also answers `runs.api.list` and `runs.api.get` from its Postgres copy

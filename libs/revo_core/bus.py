@@ -94,10 +94,21 @@ class Bus:
             await self.nc.publish(subject, self.encode(message), headers=tracing.inject(headers))
 
     async def js_publish(
-        self, subject: str, message: Any, msg_id: str | None = None, timeout: float = 5.0
+        self,
+        subject: str,
+        message: Any,
+        msg_id: str | None = None,
+        timeout: float = 5.0,
+        span: bool = True,
     ) -> PubAck:
-        """Publish to a stream; `msg_id` makes a repeat within the stream's window a no-op."""
+        """Publish to a stream; `msg_id` makes a repeat within the stream's window a no-op.
+        `span=False` skips the publish span (hot paths whose caller's span says enough);
+        the current trace context is still sent."""
         extra = {h.MSG_ID: msg_id} if msg_id else None
+        if not span:
+            return await self.js.publish(
+                subject, self.encode(message), timeout=timeout, headers=tracing.inject(extra)
+            )
         with tracing.publish_span(subject):
             return await self.js.publish(
                 subject, self.encode(message), timeout=timeout, headers=tracing.inject(extra)

@@ -13,6 +13,7 @@ from aiohttp import web
 from revo_agent_runner.agents import load_agents
 from revo_agent_runner.api import RunsApi
 from revo_agent_runner.control import Controls
+from revo_agent_runner.event_writer import EventWriter
 from revo_agent_runner.runner import Runner
 from revo_agent_runner.settings import AgentRunnerSettings
 from revo_agent_runner.store import RunStore
@@ -69,7 +70,9 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
     agents = load_agents(settings.agents_file)
     await ensure_streams(bus.js)
     store = RunStore(app[POOL])
-    runner = Runner(bus, store, agents, settings)
+    writer = EventWriter(app[POOL])
+    writer.start()
+    runner = Runner(bus, store, writer, agents, settings)
     controls = Controls(runner, store)
     api = RunsApi(store)
     endpoints = Endpoints(bus, "agent_runner", description="Runs of agents: list, show")
@@ -90,3 +93,4 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(Exception):
         await controls.stop()
     await endpoints.stop(grace=5)
+    await writer.stop()

@@ -1,8 +1,9 @@
 """A run's event log: each event is written to Postgres, then published to RUN_EVENTS.
 
-Postgres first: a resumed run continues from what Postgres holds. An event written there
-but not published (the runner died in between) is published when the run resumes; the
-stream's Nats-Msg-Id `<run>:<seq>` and followers' seq check drop repeats.
+Postgres first (through the replica's group-commit EventWriter): a resumed run continues
+from what Postgres holds. An event written there but not published (the runner died in
+between) is published when the run resumes; the stream's Nats-Msg-Id `<run>:<seq>` and
+followers' seq check drop repeats.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import msgspec
 from nats.js.errors import NotFoundError
 
 from revo_agent_runner import metrics
+from revo_agent_runner.event_writer import EventWriter
 from revo_agent_runner.replay import RunState
 from revo_agent_runner.store import Progress, RunStore
 from revo_contracts import subjects
@@ -26,30 +28,42 @@ _event_decoder = msgspec.json.Decoder(RunEvent)
 
 
 class RunLog:
-    def __init__(self, bus: Bus, store: RunStore, submit: RunSubmit, events: list[RunEvent]):
+    def __init__(
+        self,
+        bus: Bus,
+        writer: EventWriter,
+        submit: RunSubmit,
+        events: list[RunEvent],
+    ) -> None:
         self.bus = bus
-        self.store = store
+        self.writer = writer
         self.run_id = submit.run_id
         self.tenant = submit.tenant
         self.subject = subjects.runs_events(submit.tenant, submit.run_id)
         self.events = list(events)
         self.state = RunState.from_events(events)
         self._writing: asyncio.Task[None] | None = None
+        # Events to write to Postgres with the next one, without publishing them.
+        self._unsaved: list[RunEvent] = []
 
     @classmethod
-    async def open(cls, bus: Bus, store: RunStore, submit: RunSubmit) -> RunLog:
-        """Load the log from Postgres and bring the stream level with it."""
-        log = cls(bus, store, submit, await store.events(submit.run_id))
+    async def open(
+        cls, bus: Bus, store: RunStore, writer: EventWriter, submit: RunSubmit, first_attempt: bool
+    ) -> RunLog:
+        """The log of a run this replica just claimed.
+
+        On a first attempt nothing can be in Postgres yet, and the submitter has published
+        `queued` (seq 1): it is only copied to Postgres, with the next event. On a later
+        attempt the log is loaded, and events the stream lacks (the runner died between
+        Postgres and the publish) are published."""
+        if first_attempt:
+            log = cls(bus, writer, submit, [])
+            log._unsaved.append(_queued(submit))
+            return log
+        log = cls(bus, writer, submit, await store.events(submit.run_id))
         published = await log._last_published_seq()
         if not log.events:
-            queued = RunQueued(
-                run_id=submit.run_id,
-                tenant=submit.tenant,
-                seq=1,
-                ts=submit.submitted_at or time.time(),
-                agent=submit.agent,
-            )
-            await log._record(queued, publish=published < 1)
+            await log._record(_queued(submit), publish=published < 1)
         for event in log.events:
             if event.seq > published:
                 await log._publish(event)
@@ -57,6 +71,8 @@ class RunLog:
 
     @property
     def seq(self) -> int:
+        if self._unsaved:
+            return self._unsaved[-1].seq
         return self.events[-1].seq if self.events else 0
 
     async def emit(self, event_type: type[Any], **fields: Any) -> Any:
@@ -76,15 +92,20 @@ class RunLog:
 
     async def _record(self, event: RunEvent, publish: bool) -> None:
         started = time.perf_counter()
-        self.state.apply(event)
-        self.events.append(event)
-        await self.store.append(event, self._progress())
+        batch, self._unsaved = [*self._unsaved, event], []
+        for item in batch:
+            self.state.apply(item)
+            self.events.append(item)
+        await self.writer.write(batch, self._progress())
         if publish:
             await self._publish(event)
         metrics.EVENT_WRITE_SECONDS.observe(time.perf_counter() - started)
 
     async def _publish(self, event: RunEvent) -> None:
-        await self.bus.js_publish(self.subject, event, msg_id=f"{self.run_id}:{event.seq}")
+        # No span per event (the run's span covers them); the context still travels along.
+        await self.bus.js_publish(
+            self.subject, event, msg_id=f"{self.run_id}:{event.seq}", span=False
+        )
 
     async def _last_published_seq(self) -> int:
         try:
@@ -94,6 +115,7 @@ class RunLog:
         return _event_decoder.decode(msg.data).seq
 
     def _progress(self) -> Progress:
+        """The run's summary columns as of the last event."""
         state = self.state
         return Progress(
             status=state.status,
@@ -104,3 +126,13 @@ class RunLog:
             error_reason=state.error_reason,
             ended_at=state.ended_at,
         )
+
+
+def _queued(submit: RunSubmit) -> RunQueued:
+    return RunQueued(
+        run_id=submit.run_id,
+        tenant=submit.tenant,
+        seq=1,
+        ts=submit.submitted_at or time.time(),
+        agent=submit.agent,
+    )

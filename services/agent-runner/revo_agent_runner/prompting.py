@@ -3,6 +3,8 @@ the conversation so far, cut to fit the model's context."""
 
 from __future__ import annotations
 
+import functools
+
 from revo_agent_runner.agents import AgentSpec
 from revo_agent_runner.tools import TOOLS
 from revo_contracts.inference import ChatMessage, FunctionDef, Tool
@@ -38,7 +40,13 @@ def history_messages(turns: list[tuple[RunSubmit, str]]) -> list[ChatMessage]:
 
 
 def tool_definitions(agent: AgentSpec) -> list[Tool]:
-    return [
+    return list(_tool_definitions(tuple(agent.tools)))
+
+
+@functools.cache
+def _tool_definitions(names: tuple[str, ...]) -> tuple[Tool, ...]:
+    """Built once per tool set: generating the schemas costs more than the rest of a step."""
+    return tuple(
         Tool(
             function=FunctionDef(
                 name=name,
@@ -46,8 +54,8 @@ def tool_definitions(agent: AgentSpec) -> list[Tool]:
                 parameters=TOOLS[name].parameters_schema(),
             )
         )
-        for name in agent.tools
-    ]
+        for name in names
+    )
 
 
 def fit(messages: list[ChatMessage], budget_chars: int) -> list[ChatMessage]:

@@ -22,6 +22,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from revo_agent_runner import metrics
 from revo_agent_runner.agents import AgentSpec
 from revo_agent_runner.event_log import RunLog
+from revo_agent_runner.event_writer import EventWriter
 from revo_agent_runner.loop import AgentLoop, RunContext, RunStop, wall_time_left
 from revo_agent_runner.model import ModelClient
 from revo_agent_runner.prompting import history_messages
@@ -61,11 +62,13 @@ class Runner:
         self,
         bus: Bus,
         store: RunStore,
+        writer: EventWriter,
         agents: dict[str, AgentSpec],
         settings: AgentRunnerSettings,
     ) -> None:
         self.bus = bus
         self.store = store
+        self.writer = writer
         self.agents = agents
         self.settings = settings
         self.model = ModelClient(bus)
@@ -236,11 +239,16 @@ class Runner:
 
     async def _run(self, run: ActiveRun, claim: Claim) -> None:
         submit = run.submit
-        run_log = await RunLog.open(self.bus, self.store, submit)
+        run_log = await RunLog.open(
+            self.bus, self.store, self.writer, submit, first_attempt=claim.attempt == 1
+        )
         if not run_log.state.ended:
             await self._run_attempt(run, claim, run_log)
         metrics.RUNS_ENDED.labels(submit.agent, run_log.state.status).inc()
-        await asyncio.to_thread(remove_workspace, self.settings.workspace_root, submit.run_id)
+        if submit.workspace is None:
+            remove_workspace(self.settings.workspace_root, submit.run_id)  # empty: quick
+        else:
+            await asyncio.to_thread(remove_workspace, self.settings.workspace_root, submit.run_id)
 
     async def _run_attempt(self, run: ActiveRun, claim: Claim, run_log: RunLog) -> None:
         submit = run.submit
@@ -264,7 +272,7 @@ class Runner:
 
     async def _run_agent(self, run: ActiveRun, claim: Claim, run_log: RunLog) -> None:
         submit = run.submit
-        controls = await self.store.controls(submit.run_id)
+        controls = await self.store.controls(submit.run_id) if claim.has_controls else []
         cancels = [c for c in controls if isinstance(c, Cancel)]
         if cancels:
             await run_log.emit(

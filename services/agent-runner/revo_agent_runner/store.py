@@ -40,22 +40,10 @@ ON CONFLICT (run_id) DO UPDATE
    AND agents.runs.status NOT IN ('finished', 'failed', 'cancelled')
    AND (agents.runs.owner IS NULL OR agents.runs.owner = EXCLUDED.owner
         OR agents.runs.lease_until < now())
-RETURNING attempts, started_at
+RETURNING attempts, started_at,
+          EXISTS (SELECT 1 FROM agents.controls c WHERE c.run_id = $1) AS has_controls
 """
 
-_APPEND = """
-WITH ev AS (
-    INSERT INTO agents.events (run_id, seq, type, ts, body)
-    VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT DO NOTHING
-)
-UPDATE agents.runs
-   SET status = $6, steps = $7, total_tokens = $8,
-       answer = coalesce($9, answer), error_code = coalesce($10, error_code),
-       error_reason = coalesce($11, error_reason), ended_at = coalesce($12, ended_at),
-       owner = CASE WHEN $12::double precision IS NULL THEN owner END,
-       lease_until = CASE WHEN $12::double precision IS NULL THEN lease_until END
- WHERE run_id = $1
-"""
 
 _SUMMARY_COLUMNS = (
     "run_id, tenant, agent, status, created_at, task, session_id, started_at, ended_at, "
@@ -67,6 +55,8 @@ _SUMMARY_COLUMNS = (
 class Claim:
     attempt: int
     started_at: float
+    # Whether a cancel or an answer was sent for the run before this attempt took it.
+    has_controls: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,7 +105,7 @@ class RunStore:
             lease_s,
         )
         if row is not None:
-            return Claim(attempt=row["attempts"], started_at=row["started_at"])
+            return Claim(row["attempts"], row["started_at"], row["has_controls"])
         other = await self.pool.fetchrow(
             "SELECT status, owner, tenant FROM agents.runs WHERE run_id = $1", submit.run_id
         )
@@ -138,23 +128,6 @@ class RunStore:
             "WHERE run_id = $1 AND owner = $2",
             run_id,
             runner_id,
-        )
-
-    async def append(self, event: RunEvent, progress: Progress) -> None:
-        await self.pool.execute(
-            _APPEND,
-            event.run_id,
-            event.seq,
-            type(event).__struct_config__.tag,
-            event.ts,
-            msgspec.json.encode(event).decode(),
-            progress.status,
-            progress.steps,
-            progress.total_tokens,
-            progress.answer,
-            progress.error_code,
-            progress.error_reason,
-            progress.ended_at,
         )
 
     async def events(self, run_id: str, after_seq: int = 0) -> list[RunEvent]:

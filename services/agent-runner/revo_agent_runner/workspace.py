@@ -36,6 +36,10 @@ async def prepare_workspace(root_dir: Path, run_id: str, spec: Workspace | None)
     directory = workspace_path(root_dir, run_id)
     if (directory / READY_MARKER).is_file():
         return directory
+    if spec is None:
+        # Empty: nothing can be half-prepared, so no marker; a resumed run keeps its files.
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory
     await asyncio.to_thread(_empty_directory, directory)
     try:
         await _fill(directory, spec)
@@ -47,7 +51,11 @@ async def prepare_workspace(root_dir: Path, run_id: str, spec: Workspace | None)
 
 
 def remove_workspace(root_dir: Path, run_id: str) -> None:
-    shutil.rmtree(workspace_path(root_dir, run_id), ignore_errors=True)
+    directory = workspace_path(root_dir, run_id)
+    try:
+        directory.rmdir()  # the common case of a run without a repository: still empty
+    except OSError:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def workspace_path(root_dir: Path, run_id: str) -> Path:

@@ -69,10 +69,11 @@ def test_the_registry_holds_every_tool_with_its_flags() -> None:
         "run_linter",
         "detect_languages",
         "final_answer",
+        "ask_user",
     }
     assert [name for name, spec in TOOLS.items() if spec.side_effects] == ["write_file"]
     assert [name for name, spec in TOOLS.items() if spec.terminal] == ["final_answer"]
-    assert TOOLS["final_answer"].fn is None
+    assert TOOLS["final_answer"].fn is None and TOOLS["ask_user"].fn is None
     assert all(spec.description for spec in TOOLS.values())
 
 

@@ -73,10 +73,17 @@ def workspace_files(directory: Path) -> list[str]:
     )
 
 
-async def test_no_spec_gives_an_empty_ready_directory(root: Path) -> None:
+async def test_no_spec_gives_an_empty_directory_kept_across_a_resume(root: Path) -> None:
     directory = await prepare_workspace(root, "run-1", None)
     assert directory == root / "run-1"
-    assert workspace_files(directory) == [READY_MARKER]
+    assert workspace_files(directory) == []
+    (directory / "notes.txt").write_text("written before the runner died")
+
+    again = await prepare_workspace(root, "run-1", None)
+
+    assert workspace_files(again) == ["notes.txt"]
+    remove_workspace(root, "run-1")
+    assert not directory.exists()
 
 
 async def test_a_local_repository_is_cloned_at_its_head(root: Path, repo: Repo) -> None:
