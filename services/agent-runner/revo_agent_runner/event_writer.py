@@ -9,8 +9,6 @@ in flight at a time), so the summary update per run is unambiguous.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from dataclasses import dataclass
 
 import asyncpg
@@ -18,6 +16,7 @@ import msgspec
 
 from revo_agent_runner.store import Progress
 from revo_contracts.runs import RunEvent
+from revo_core.group_commit import GroupCommit
 from revo_core.logging import get_logger
 
 log = get_logger("revo.agent_runner.events")
@@ -46,65 +45,37 @@ UPDATE agents.runs AS r
 
 
 @dataclass
-class _Write:
+class EventWrite:
     events: list[RunEvent]
     progress: Progress
-    done: asyncio.Future[None]
 
 
 class EventWriter:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
-        self._queue: list[_Write] = []
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._group = GroupCommit(self._flush, "event-writer", MAX_BATCH)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="event-writer")
+        self._group.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        for write in self._queue:
-            if not write.done.done():
-                write.done.set_exception(RuntimeError("event writer stopped"))
+        await self._group.stop()
 
     async def write(self, events: list[RunEvent], progress: Progress) -> None:
         """Return once the events are in Postgres (repeats of a (run, seq) are ignored)."""
-        done = asyncio.get_running_loop().create_future()
-        self._queue.append(_Write(events, progress, done))
-        self._wake.set()
-        await done
+        await self._group.submit(EventWrite(events, progress))
 
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._queue:
-                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-                await self._flush(batch)
-
-    async def _flush(self, batch: list[_Write]) -> None:
+    async def _flush(self, batch: list[EventWrite]) -> list[None]:
         try:
             await self.pool.execute(_WRITE, *_columns(batch))
         except Exception as exc:
-            log.error(
-                "writing run events failed",
-                events=sum(len(w.events) for w in batch),
-                error=str(exc),
-            )
-            for write in batch:
-                if not write.done.done():
-                    write.done.set_exception(exc)
-            return
-        for write in batch:
-            if not write.done.done():
-                write.done.set_result(None)
+            events = sum(len(w.events) for w in batch)
+            log.error("writing run events failed", events=events, error=str(exc))
+            raise
+        return [None] * len(batch)
 
 
-def _columns(batch: list[_Write]) -> tuple[list, ...]:
+def _columns(batch: list[EventWrite]) -> tuple[list, ...]:
     events = [event for write in batch for event in write.events]
     latest = {write.events[0].run_id: write.progress for write in batch}
     progress = list(latest.values())

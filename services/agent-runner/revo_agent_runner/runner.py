@@ -21,6 +21,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from revo_agent_runner import metrics
 from revo_agent_runner.agents import AgentSpec
+from revo_agent_runner.claims import Claims
 from revo_agent_runner.event_log import RunLog
 from revo_agent_runner.event_writer import EventWriter
 from revo_agent_runner.loop import AgentLoop, RunContext, RunStop, wall_time_left
@@ -69,6 +70,7 @@ class Runner:
         self.bus = bus
         self.store = store
         self.writer = writer
+        self.claims = Claims(store.pool, settings.runner_id, settings.ack_wait_s)
         self.agents = agents
         self.settings = settings
         self.model = ModelClient(bus)
@@ -82,6 +84,7 @@ class Runner:
     # -- consuming -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        self.claims.start()
         config = ConsumerConfig(
             durable_name=CONSUMER,
             ack_policy=AckPolicy.EXPLICIT,
@@ -126,8 +129,11 @@ class Runner:
             self._fetcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._fetcher
-        if not self._deliveries:
-            return
+        if self._deliveries:
+            await self._drain(grace)
+        await self.claims.stop()
+
+    async def _drain(self, grace: float) -> None:
         log.info("waiting for runs to end", runs=len(self._deliveries), grace_s=grace)
         _, pending = await asyncio.wait(set(self._deliveries), timeout=grace)
         if pending:
@@ -164,7 +170,7 @@ class Runner:
             return None
 
     async def _execute(self, submit: RunSubmit, msg: Msg) -> None:
-        claim = await self.store.claim(submit, self.settings.runner_id, self.settings.ack_wait_s)
+        claim = await self.claims.claim(submit)
         if not isinstance(claim, Claim):
             await self._refused(submit, msg, claim)
             return

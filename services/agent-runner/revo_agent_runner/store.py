@@ -6,7 +6,6 @@ before it is published), and the copy `revo runs` reads after the streams' reten
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,23 +25,6 @@ _control_decoder = msgspec.json.Decoder(RunControl)
 _submit_decoder = msgspec.json.Decoder(RunSubmit)
 
 TERMINAL_STATUSES = ("finished", "failed", "cancelled")
-
-_CLAIM = """
-INSERT INTO agents.runs (run_id, tenant, agent, status, task, session_id, submit, created_at,
-                         started_at, owner, lease_until, attempts)
-VALUES ($1, $2, $3, 'running', $4, $5, $6::jsonb, $7, $8, $9,
-        now() + make_interval(secs => $10), 1)
-ON CONFLICT (run_id) DO UPDATE
-   SET owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until,
-       attempts = agents.runs.attempts + 1, status = 'running',
-       started_at = coalesce(agents.runs.started_at, EXCLUDED.started_at)
- WHERE agents.runs.tenant = EXCLUDED.tenant
-   AND agents.runs.status NOT IN ('finished', 'failed', 'cancelled')
-   AND (agents.runs.owner IS NULL OR agents.runs.owner = EXCLUDED.owner
-        OR agents.runs.lease_until < now())
-RETURNING attempts, started_at,
-          EXISTS (SELECT 1 FROM agents.controls c WHERE c.run_id = $1) AS has_controls
-"""
 
 
 _SUMMARY_COLUMNS = (
@@ -88,28 +70,6 @@ class Progress:
 class RunStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
-
-    async def claim(self, submit: RunSubmit, runner_id: str, lease_s: float) -> Claim | Refusal:
-        now = time.time()
-        row = await self.pool.fetchrow(
-            _CLAIM,
-            submit.run_id,
-            submit.tenant,
-            submit.agent,
-            submit.task,
-            submit.session_id,
-            msgspec.json.encode(submit).decode(),
-            submit.submitted_at or now,
-            now,
-            runner_id,
-            lease_s,
-        )
-        if row is not None:
-            return Claim(row["attempts"], row["started_at"], row["has_controls"])
-        other = await self.pool.fetchrow(
-            "SELECT status, owner, tenant FROM agents.runs WHERE run_id = $1", submit.run_id
-        )
-        return Refusal(other["status"], other["owner"], other["tenant"])
 
     async def renew(self, run_id: str, runner_id: str, lease_s: float) -> bool:
         result = await self.pool.execute(
