@@ -123,6 +123,11 @@ TEST_AGENTS_YAML = """
   chatty:
     description: Test agent without tools.
     prompt: You are a test agent that chats.
+  hasty:
+    description: Test agent that must answer after one step.
+    prompt: You are a test agent in a hurry.
+    tools: [list_files, final_answer]
+    answer_after: 1
 """
 
 

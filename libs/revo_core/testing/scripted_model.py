@@ -34,6 +34,10 @@ class Reply:
     # The reply waits until the test sets this event (to hold a run mid-step).
     gate: asyncio.Event | None = None
     error: str | None = None
+    error_details: dict[str, Any] = field(default_factory=dict)
+    # With an error: how many calls fail before the reply is given (0: every call fails).
+    error_times: int = 0
+    _errors_given: int = 0
     usage: Usage = field(
         default_factory=lambda: Usage(prompt_tokens=50, completion_tokens=10, total_tokens=60)
     )
@@ -94,8 +98,10 @@ class ScriptedModel:
             await reply.gate.wait()
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
-        if reply.error:
+        if reply.error and (not reply.error_times or reply._errors_given < reply.error_times):
+            reply._errors_given += 1
             error: ServiceError = error_from_code(reply.error, f"scripted {reply.error}")
+            error.details = dict(reply.error_details)
             raise error
         for chunk in _chunks(request, reply):
             yield chunk

@@ -38,6 +38,9 @@ class AgentSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_tokens_per_step: int = 512
     # A cap on the run's max_steps for this agent.
     max_steps: int | None = None
+    # After this many model steps only final_answer is offered: a small model that keeps
+    # exploring is brought to answer instead of running into the step limit.
+    answer_after: int | None = None
 
     def uses_tools(self, has_workspace: bool) -> bool:
         return bool(self.tools) and (has_workspace or not self.tools_need_workspace)

@@ -33,7 +33,7 @@ from revo_contracts.runs import (
     ToolResult,
     WaitingForInput,
 )
-from revo_core.errors import BusUnavailable, ServiceError
+from revo_core.errors import BusUnavailable, InvalidRequest, ServiceError
 from revo_core.logging import get_logger
 from revo_core.tracing import internal_span
 
@@ -87,6 +87,11 @@ class AgentLoop:
         self.uses_tools = ctx.agent.uses_tools(ctx.workspace is not None)
         self.max_steps = min(ctx.submit.limits.max_steps, ctx.agent.max_steps or 10**6)
         self.tokens_subject = subjects.runs_tokens(ctx.submit.tenant, ctx.submit.run_id)
+        # Characters of conversation the model gets; set from its context window at the
+        # first call (0: not known yet).
+        self.budget_chars = 0
+        # The tools offered at the current step.
+        self.offered: list[str] = ctx.agent.tools
 
     async def run(self) -> None:
         """Execute until the run's last event; failures become a `failed` event."""
@@ -110,7 +115,7 @@ class AgentLoop:
 
     async def _chat_step(self) -> None:
         step = self._next_step()
-        reply = await self._ask_model(step, self._messages(), tools=False)
+        reply = await self._ask_model(step, tools=False)
         await self._finish(reply.content)
 
     # -- tool use ------------------------------------------------------------------------
@@ -131,13 +136,12 @@ class AgentLoop:
 
     async def _next_call(self, step: int) -> ParsedCall:
         """The model's next call; an invalid one is shown back to the model once."""
-        messages = self._messages()
-        reply = await self._ask_model(step, messages, tools=True)
+        self.offered = self._offered_tools(step)
+        reply = await self._ask_model(step, tools=True)
         parsed = self._parse_call(reply)
         if isinstance(parsed, ParsedCall):
             return parsed
-        retry = [
-            *messages,
+        correction = [
             ChatMessage(role="assistant", content=reply.content),
             ChatMessage(
                 role="user",
@@ -145,7 +149,7 @@ class AgentLoop:
                 "Answer with exactly one valid call.",
             ),
         ]
-        reply = await self._ask_model(step, retry, tools=True, retry=True)
+        reply = await self._ask_model(step, tools=True, retry=True, extra=correction)
         second = self._parse_call(reply)
         if isinstance(second, ParsedCall):
             return second
@@ -172,8 +176,9 @@ class AgentLoop:
                 return (
                     f'the reply is not JSON of the form {{"name": ..., "arguments": {{...}}}}{cut}'
                 )
-        if name not in self.agent.tools:
-            return f"unknown tool {name!r}; the tools are {', '.join(self.agent.tools)}"
+        offered = self.offered
+        if name not in offered:
+            return f"unknown tool {name!r}; the tools are {', '.join(offered)}"
         try:
             arguments = json.loads(raw) if isinstance(raw, str) else raw
         except ValueError:
@@ -286,33 +291,68 @@ class AgentLoop:
                 "limit_exceeded", f"max_tokens: {self.state.total_tokens} tokens used of {limit}"
             )
 
-    def _messages(self) -> list[ChatMessage]:
+    def _messages(self, extra: list[ChatMessage]) -> list[ChatMessage]:
         messages = [
             prompting.system_message(self.agent, self.submit, self.ctx.workspace is not None),
             *self.ctx.history,
             *prompting.input_messages(self.submit),
             *self.state.conversation,
+            *extra,
         ]
-        return prompting.fit(messages, self.ctx.prompt_budget_chars)
+        return prompting.fit(messages, self.budget_chars)
 
     async def _ask_model(
-        self, step: int, messages: list[ChatMessage], tools: bool, retry: bool = False
+        self,
+        step: int,
+        tools: bool,
+        retry: bool = False,
+        extra: list[ChatMessage] | None = None,
     ) -> ModelReply:
+        if self.budget_chars == 0:
+            self.budget_chars = await self.ctx.model.prompt_budget_chars(
+                self.agent.model, self.agent.max_tokens_per_step, self.ctx.prompt_budget_chars
+            )
+        try:
+            return await self._call_model(step, tools, retry, extra or [])
+        except InvalidRequest as exc:
+            shrunk = prompting.shrunk_budget(self.budget_chars, exc.details, self._max_tokens())
+            if shrunk is None:
+                raise RunStop(str(exc.code), f"inference: {exc}") from None
+            # The characters-per-token guess was off for this conversation: cut deeper once.
+            self.budget_chars = shrunk
+            return await self._call_model(step, tools, retry, extra or [])
+
+    def _offered_tools(self, step: int) -> list[str]:
+        """The agent's tools, or only final_answer once it has had `answer_after` steps."""
+        model_steps = step - 1 - len(self.agent.opening)
+        if self.agent.answer_after is not None and model_steps >= self.agent.answer_after:
+            return ["final_answer"]
+        return self.agent.tools
+
+    def _max_tokens(self) -> int:
         remaining = self.submit.limits.max_tokens - self.state.total_tokens
+        return max(1, min(self.agent.max_tokens_per_step, remaining))
+
+    async def _call_model(
+        self, step: int, tools: bool, retry: bool, extra: list[ChatMessage]
+    ) -> ModelReply:
         suffix = "-r" if retry else ""
         request = ChatRequest(
-            messages=messages,
+            messages=self._messages(extra),
             tenant=self.submit.tenant,
             request_id=f"{self.submit.run_id}-s{step}-a{self.state.attempts}{suffix}",
             model=self.agent.model,
-            max_tokens=max(1, min(self.agent.max_tokens_per_step, remaining)),
+            max_tokens=self._max_tokens(),
             temperature=self.agent.temperature,
-            tools=prompting.tool_definitions(self.agent) if tools else [],
+            tools=prompting.tool_definitions(self.offered) if tools else [],
             tool_choice="required" if tools else "auto",
             run_id=self.submit.run_id,
         )
         try:
             reply = await self.ctx.model.call(request, self.tokens_subject, step)
+        except InvalidRequest:
+            metrics.MODEL_CALLS.labels(self.agent.name, "invalid_request").inc()
+            raise
         except ServiceError as exc:
             metrics.MODEL_CALLS.labels(self.agent.name, exc.code).inc()
             raise RunStop(str(exc.code), f"inference: {exc}") from None

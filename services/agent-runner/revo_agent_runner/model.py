@@ -4,15 +4,24 @@ to `runs.tokens.<tenant>.<run>` as they arrive."""
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 
 import msgspec
 
+from revo_agent_runner.prompting import budget_for
 from revo_contracts import subjects
-from revo_contracts.inference import ChatChunk, ChatRequest, ToolCall, Usage
+from revo_contracts.inference import (
+    ChatChunk,
+    ChatRequest,
+    ModelsRequest,
+    ModelsResponse,
+    ToolCall,
+    Usage,
+)
 from revo_contracts.runs import TokenDelta
 from revo_core.bus import Bus
-from revo_core.errors import BusUnavailable, Overloaded, RequestTimeout
+from revo_core.errors import BusUnavailable, Overloaded, RequestTimeout, ServiceError
 from revo_core.logging import get_logger
 from revo_core.streaming import stream_request
 
@@ -37,6 +46,31 @@ class ModelClient:
     def __init__(self, bus: Bus, subject: str = subjects.INFERENCE_CHAT) -> None:
         self.bus = bus
         self.subject = subject
+        # Model name or alias -> context window in tokens, from `inference.models`.
+        self._windows: dict[str, int] = {}
+        self._windows_checked_at = 0.0
+
+    async def prompt_budget_chars(self, model: str, max_tokens: int, default: int) -> int:
+        """How much conversation fits the model's context, from what inference says of it;
+        `default` when inference does not say (not up yet, or a server without models)."""
+        window = await self._context_window(model)
+        return budget_for(window, max_tokens) if window else default
+
+    async def _context_window(self, model: str) -> int | None:
+        if model not in self._windows and time.monotonic() - self._windows_checked_at > 30:
+            self._windows_checked_at = time.monotonic()
+            try:
+                listing = await self.bus.request(
+                    subjects.INFERENCE_MODELS, ModelsRequest(), ModelsResponse, timeout=2.0
+                )
+            except (ServiceError, BusUnavailable) as exc:
+                log.info("model list unavailable; default prompt budget", error=str(exc))
+                return None
+            for info in listing.models:
+                if info.kind == "chat" and info.max_context:
+                    for name in (info.name, *info.aliases):
+                        self._windows.setdefault(name, info.max_context)
+        return self._windows.get(model)
 
     async def call(self, request: ChatRequest, tokens_subject: str, step: int) -> ModelReply:
         for delay in (*_RETRY_DELAYS_S, None):

@@ -11,6 +11,28 @@ from revo_contracts.inference import ChatMessage, FunctionDef, Tool
 from revo_contracts.runs import RunSubmit
 
 _SHRUNK = "\n[... shortened to fit the model's context ...]"
+# A cautious guess: English prose is ~4 characters a token, JSON and code nearer 2.5-3.
+CHARS_PER_TOKEN = 2.8
+# Room for the chat template's own tokens around each message.
+TEMPLATE_TOKENS = 64
+
+
+def budget_for(context_tokens: int, max_tokens: int) -> int:
+    """Characters of conversation that should fit the model's context with room to answer."""
+    return max(int((context_tokens - max_tokens - TEMPLATE_TOKENS) * CHARS_PER_TOKEN), 500)
+
+
+def shrunk_budget(budget_chars: int, details: dict, max_tokens: int) -> int | None:
+    """After inference said the prompt did not fit (its error details give the figures): the
+    budget scaled by how far off it was, with a margin. None when the error was about
+    something else, or when no cut could make room (max_tokens alone fills the context)."""
+    context, prompt = details.get("max_context"), details.get("prompt_tokens")
+    if not isinstance(context, int) or not isinstance(prompt, int) or prompt <= 0:
+        return None
+    room = context - max_tokens - TEMPLATE_TOKENS
+    if room <= 0:
+        return None
+    return max(int(budget_chars * min(room / prompt, 0.9) * 0.95), 300)
 
 
 def system_message(agent: AgentSpec, submit: RunSubmit, has_workspace: bool) -> ChatMessage:
@@ -39,8 +61,8 @@ def history_messages(turns: list[tuple[RunSubmit, str]]) -> list[ChatMessage]:
     return messages
 
 
-def tool_definitions(agent: AgentSpec) -> list[Tool]:
-    return list(_tool_definitions(tuple(agent.tools)))
+def tool_definitions(names: list[str]) -> list[Tool]:
+    return list(_tool_definitions(tuple(names)))
 
 
 @functools.cache
@@ -61,8 +83,9 @@ def _tool_definitions(names: tuple[str, ...]) -> tuple[Tool, ...]:
 def fit(messages: list[ChatMessage], budget_chars: int) -> list[ChatMessage]:
     """Shorten the longest tool results, then the oldest history, until the whole fits.
 
-    The system prompt and the last message are never cut: they are what the model must act
-    on. Characters stand in for tokens (about 4 to 1): cheap, and close enough for a cap."""
+    The system prompt and the last user message (the task or question) are never cut: they
+    are what the model must act on. Characters stand in for tokens (see CHARS_PER_TOKEN):
+    cheap, and when the guess is off inference says so and the budget shrinks."""
     fitted = list(messages)
     while _size(fitted) > budget_chars:
         index = _longest_cuttable(fitted)
@@ -90,8 +113,10 @@ def _size(messages: list[ChatMessage]) -> int:
 
 
 def _longest_cuttable(messages: list[ChatMessage]) -> int | None:
+    users = [i for i, m in enumerate(messages) if m.role == "user"]
+    keep = {0, users[-1]} if users else {0}
     candidates = [
-        i for i in range(1, len(messages) - 1) if messages[i].content and not messages[i].tool_calls
+        i for i, m in enumerate(messages) if i not in keep and m.content and not m.tool_calls
     ]
     if not candidates:
         return None

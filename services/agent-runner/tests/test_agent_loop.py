@@ -60,3 +60,24 @@ async def test_chat_agent_answers_in_text_and_streams_tokens(
     request = scripted_model.requests_of(submit.run_id)[0]
     assert request.tools == [] and request.tenant == "acme"
     assert request.messages[0].role == "system"
+
+
+async def test_after_answer_after_steps_only_final_answer_is_offered(
+    scripted_runner, scripted_model, scripted_bus
+):
+    submit = new_submit(agent="hasty")
+    scripted_model.script(
+        submit.run_id,
+        call("list_files"),
+        call("list_files", path="src"),
+        retries={1: call("final_answer", answer="done looking")},
+    )
+
+    record = await run_to_end(scripted_bus, submit)
+
+    assert record.types[-1] == "finished", record.last
+    assert record.last.answer == "done looking"
+    first, second, retry = scripted_model.requests_of(submit.run_id)
+    assert [t.function.name for t in first.tools] == ["list_files", "final_answer"]
+    assert [t.function.name for t in second.tools] == ["final_answer"]
+    assert "unknown tool 'list_files'; the tools are final_answer" in retry.messages[-1].content
