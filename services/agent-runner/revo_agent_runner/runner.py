@@ -129,6 +129,9 @@ class Runner:
             self._fetcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._fetcher
+            # A pull subscription left open holds the connection's drain for its full timeout.
+            with contextlib.suppress(Exception):
+                await self._subscription.unsubscribe()
         if self._deliveries:
             await self._drain(grace)
         await self.claims.stop()
@@ -141,7 +144,8 @@ class Runner:
             for run in self.active.values():
                 if run.task is not None:
                     run.task.cancel()
-            await asyncio.wait(pending, timeout=10)
+            _, stuck = await asyncio.wait(pending, timeout=10)
+            log.info("runs handed back", runs=len(pending) - len(stuck), stuck=len(stuck))
 
     # -- one delivery --------------------------------------------------------------------
 

@@ -85,3 +85,35 @@ async def _wait_until(predicate, timeout: float = 15.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.02)
+
+
+async def test_a_stopped_runner_hands_its_run_back_at_once(
+    resume_world, runner_factory, resume_nats
+):
+    bus, model, runners = resume_world
+    survivors = {name: p for name, p in runners.items() if p.process.poll() is None}
+    runners["runner-c"] = runner_factory.start(resume_nats.url, "runner-c")
+    submit = new_submit(agent="chatty", task="take your time")
+    gate = asyncio.Event()
+    model.script(submit.run_id, Reply(text="done after all", gate=gate))
+    record = RunRecord()
+    following = asyncio.create_task(follow(bus, submit, record))
+    await submit_run(bus, submit)
+    await _wait_until(lambda: len(model.requests_of(submit.run_id)) >= 1)
+
+    holder = record.of_type("started")[0].runner_id
+    stopped_at = time.monotonic()
+    # SIGTERM: the runner waits its drain grace (5 s in tests), then hands the run back.
+    await asyncio.to_thread(runners[holder].stop, 30)
+    await _wait_until(lambda: len(record.of_type("started")) >= 2, timeout=20)
+    resumed_after = time.monotonic() - stopped_at
+    gate.set()
+    await asyncio.wait_for(following, 30)
+
+    starts = record.of_type("started")
+    assert [s.attempt for s in starts] == [1, 2]
+    assert starts[1].runner_id != holder
+    assert record.types[-1] == "finished" and record.last.answer == "done after all"
+    # Handed back (released and nak'd), not left for ack_wait + the lease to run out.
+    assert resumed_after < 5 + 3, resumed_after
+    assert len(survivors) >= 1
