@@ -6,6 +6,7 @@ span; every receive runs in a `<subject> process` span that continues the sender
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -113,6 +114,17 @@ class Bus:
             return await self.js.publish(
                 subject, self.encode(message), timeout=timeout, headers=tracing.inject(extra)
             )
+
+    async def js_publish_nowait(
+        self, subject: str, message: Any, msg_id: str | None = None
+    ) -> asyncio.Future[PubAck]:
+        """Publish to a stream without waiting for the ack: the returned future gets it.
+        Messages published this way from one connection are stored in the order sent; the
+        caller awaits the futures when it needs to know they were stored."""
+        extra = {h.MSG_ID: msg_id} if msg_id else None
+        return await self.js.publish_async(
+            subject, self.encode(message), headers=tracing.inject(extra)
+        )
 
     async def request(
         self, subject: str, message: Any, reply_type: type[T], timeout: float = 5.0

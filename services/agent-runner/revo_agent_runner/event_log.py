@@ -23,8 +23,10 @@ from revo_contracts import subjects
 from revo_contracts.runs import RunEvent, RunQueued, RunSubmit
 from revo_contracts.streams import RUN_EVENTS
 from revo_core.bus import Bus
+from revo_core.logging import get_logger
 
 _event_decoder = msgspec.json.Decoder(RunEvent)
+log = get_logger("revo.agent_runner.events")
 
 
 class RunLog:
@@ -45,6 +47,8 @@ class RunLog:
         self._writing: asyncio.Task[None] | None = None
         # Events to write to Postgres with the next one, without publishing them.
         self._unsaved: list[RunEvent] = []
+        # Events published whose stream ack has not been checked yet.
+        self._unconfirmed: list[tuple[RunEvent, asyncio.Future[Any]]] = []
 
     @classmethod
     async def open(
@@ -98,14 +102,29 @@ class RunLog:
             self.events.append(item)
         await self.writer.write(batch, self._progress())
         if publish:
-            await self._publish(event)
+            # Not waiting for the stream's ack here: the event is safe in Postgres, and
+            # `confirm_published` checks every ack before the run is acked.
+            ack = await self.bus.js_publish_nowait(self.subject, event, msg_id=self._msg_id(event))
+            self._unconfirmed.append((event, ack))
         metrics.EVENT_WRITE_SECONDS.observe(time.perf_counter() - started)
+
+    async def confirm_published(self, timeout: float = 5.0) -> None:
+        """Make sure the stream holds every event published so far; publish again (waiting
+        for the ack this time) any whose ack failed or did not come."""
+        unconfirmed, self._unconfirmed = self._unconfirmed, []
+        for event, ack in unconfirmed:
+            try:
+                await asyncio.wait_for(ack, timeout)
+            except Exception as exc:
+                log.warning("event not confirmed; publishing again", seq=event.seq, error=str(exc))
+                await self._publish(event)
 
     async def _publish(self, event: RunEvent) -> None:
         # No span per event (the run's span covers them); the context still travels along.
-        await self.bus.js_publish(
-            self.subject, event, msg_id=f"{self.run_id}:{event.seq}", span=False
-        )
+        await self.bus.js_publish(self.subject, event, msg_id=self._msg_id(event), span=False)
+
+    def _msg_id(self, event: RunEvent) -> str:
+        return f"{self.run_id}:{event.seq}"
 
     async def _last_published_seq(self) -> int:
         try:

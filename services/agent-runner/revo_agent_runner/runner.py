@@ -254,6 +254,7 @@ class Runner:
         )
         if not run_log.state.ended:
             await self._run_attempt(run, claim, run_log)
+        await run_log.confirm_published()
         metrics.RUNS_ENDED.labels(submit.agent, run_log.state.status).inc()
         if submit.workspace is None:
             remove_workspace(self.settings.workspace_root, submit.run_id)  # empty: quick
