@@ -40,6 +40,10 @@ from revo_core.tracing import internal_span, process_span
 log = get_logger("revo.agent_runner")
 
 CONSUMER = "agent-runner"
+# How long one pull waits for a run when none is queued; and how long the pull for more
+# waits when the server is slow to say what is queued (it answers at once otherwise).
+LONG_POLL_S = 1.0
+QUEUED_ONLY_S = 0.05
 _submit_decoder = msgspec.json.Decoder(RunSubmit)
 
 
@@ -108,19 +112,29 @@ class Runner:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
-            try:
-                msgs = await self._subscription.fetch(free, timeout=1.0)
-            except (NatsTimeout, TimeoutError):
-                continue
-            except Exception as exc:  # a lost connection: keep trying, never die
-                log.warning("fetching runs failed", error=str(exc))
-                await asyncio.sleep(0.5)
-                continue
-            for msg in msgs:
-                self._taken += 1
-                task = asyncio.create_task(self._take(msg), name="run")
-                self._deliveries.add(task)
-                task.add_done_callback(self._deliveries.discard)
+            # Wait for one run, and start it the moment it comes: nats-py's fetch of a
+            # batch would hold a run that arrives during its long poll until the batch
+            # fills or the poll ends. Then take what else is queued, without waiting.
+            self._take_all(await self._fetch(1, LONG_POLL_S))
+            if free > 1 and self._taken < self.settings.max_concurrent_runs:
+                self._take_all(await self._fetch(free - 1, QUEUED_ONLY_S))
+
+    async def _fetch(self, batch: int, timeout: float) -> list[Msg]:
+        try:
+            return await self._subscription.fetch(batch, timeout=timeout)
+        except (NatsTimeout, TimeoutError):
+            return []
+        except Exception as exc:  # a lost connection: keep trying, never die
+            log.warning("fetching runs failed", error=str(exc))
+            await asyncio.sleep(0.5)
+            return []
+
+    def _take_all(self, msgs: list[Msg]) -> None:
+        for msg in msgs:
+            self._taken += 1
+            task = asyncio.create_task(self._take(msg), name="run")
+            self._deliveries.add(task)
+            task.add_done_callback(self._deliveries.discard)
 
     async def stop(self, grace: float) -> None:
         """Stop taking runs; give running ones `grace` seconds, then hand them back."""
