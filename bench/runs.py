@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -593,6 +594,8 @@ def failed_runs(results: list[KindResult]) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
+    # SIGTERM (a killed `make bench`) must still stop the processes the bench started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     configure_logging("bench", level="WARNING", json=False)
     setup_tracing("bench")  # the submitter's and the model's spans, as a client's would be
     max_runs = os.environ.get(MAX_RUNS_ENV, "64")
