@@ -1,7 +1,7 @@
 """Runs per second through the agent-runner, against the same scripted model called directly.
 
-One nats-server and one Postgres in a scratch directory, the scripted model in this process
-(its own NATS connection, answering `inference.chat` at once), and `--replicas`
+One nats-server and one Postgres in a scratch directory, the scripted model in a process of
+its own (bench/scripted_model_process.py, answering `inference.chat` at once), and `--replicas`
 agent-runner processes as in production (tracing on, no exporter). A batch of `--runs`
 runs is submitted with `--concurrency` of them in flight at once, after 20 warm-up runs;
 two kinds of short run are measured:
@@ -11,9 +11,9 @@ two kinds of short run are measured:
 - chat run: the `chatty` agent answers in one text reply: 1 model call, 5 events.
 
 Prints runs/s (first submit to last finished), p50/p95/p99 submit-to-finished latency, the
-event-log write time per event, per run and per step (from the runners' /metrics), and CPU
+event-log write latency per event, per run and per step (from the runners' /metrics), and CPU
 seconds of each process during each batch. The baseline, in the same run: the very requests
-the runners sent, replayed to the same scripted model from this process with the same
+the runners sent, replayed to the same scripted model from the bench process with the same
 concurrency (no runner, no events): the floor the runner's bookkeeping adds to.
 Targets (tool run): >= 200 runs/s and p99 < 250 ms on 2 cores. Throughput is measured at
 saturation (`--concurrency` runs in flight); latency both there and with runs offered at a
@@ -34,6 +34,7 @@ import asyncio
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +48,7 @@ import msgspec
 import psutil  # comes with pgserver (embedded Postgres)
 from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
+from scripted_model_process import FLUSH_SUBJECT
 
 from revo_contracts import subjects
 from revo_contracts.inference import ChatChunk, ChatRequest
@@ -62,7 +64,6 @@ from revo_core.logging import configure_logging
 from revo_core.runs import event_type, is_terminal, new_run_id, submit_run
 from revo_core.streaming import stream_request
 from revo_core.testing.fixtures import runner_env, write_test_agents_file
-from revo_core.testing.scripted_model import Script, ScriptedModel, call, text
 from revo_core.tracing import setup_tracing
 
 TENANT = "bench"
@@ -72,22 +73,20 @@ MAX_RUNS_ENV = "REVO_AGENT_RUNNER_MAX_CONCURRENT_RUNS"
 TARGET_RUNS_PER_S = 200.0
 TARGET_P99_S = 0.250
 _event_decoder = msgspec.json.Decoder(RunEvent)
+_request_decoder = msgspec.json.Decoder(ChatRequest)
 
 
 @dataclass(frozen=True)
 class RunKind:
+    """A kind of short run; the model process replies by its shape (tools or not)."""
+
     name: str
     agent: str
-    script: Script
 
 
 KINDS = (
-    RunKind(
-        "tool run (list_files, final_answer)",
-        "scripted",
-        Script([call("list_files"), call("final_answer", answer="done")]),
-    ),
-    RunKind("chat run (one text reply)", "chatty", Script([text("done")])),
+    RunKind("tool run (list_files, final_answer)", "scripted"),
+    RunKind("chat run (one text reply)", "chatty"),
 )
 
 
@@ -130,16 +129,30 @@ class World:
         self.nats: NatsServer | None = None
         self.postgres: Postgres | None = None
         self.runners: list[ServiceProcess] = []
+        self.model: subprocess.Popen[bytes] | None = None
+        self.model_record = self.base / "model-requests.jsonl"
 
     def start(self) -> World:
         self.nats = NatsServer(self.base / "nats").start()
         self.postgres = Postgres(self.base / "pg", free_port()).start()
+        self._start_model()
         agents_file = write_test_agents_file(self.base / "agents.yaml")
         for index in range(1, self.replicas + 1):
             self.runners.append(self._runner(f"agent-runner-{index}", agents_file).start())
         for runner in self.runners:
             runner.wait_ready(60)
         return self
+
+    def _start_model(self) -> None:
+        assert self.nats is not None
+        script = Path(__file__).with_name("scripted_model_process.py")
+        self.model = subprocess.Popen(
+            [sys.executable, str(script), self.nats.url, str(self.model_record)],
+            stdout=subprocess.PIPE,
+        )
+        assert self.model.stdout is not None
+        if self.model.stdout.readline().strip() != b"ready":
+            raise RuntimeError("the scripted model process did not start")
 
     def _runner(self, runner_id: str, agents_file: Path) -> ServiceProcess:
         assert self.nats is not None and self.postgres is not None
@@ -171,7 +184,9 @@ class World:
             found[f"agent-runner-{index}"] = [psutil.Process(runner.process.pid)]
         found["nats-server"] = [psutil.Process(self.nats.process.pid)]
         found["postgres"] = self._postgres_processes()
-        found["bench (submitter, model, watch)"] = [psutil.Process()]
+        assert self.model is not None
+        found["scripted model"] = [psutil.Process(self.model.pid)]
+        found["bench (submitter, watch)"] = [psutil.Process()]
         return found
 
     def _postgres_processes(self) -> list[psutil.Process]:
@@ -186,6 +201,9 @@ class World:
     def stop(self) -> None:
         for runner in self.runners:
             runner.stop(timeout=10)
+        if self.model is not None:
+            self.model.terminate()
+            self.model.wait(timeout=10)
         if self.postgres is not None:
             self.postgres.stop()
         if self.nats is not None:
@@ -394,10 +412,16 @@ async def baseline_batch(bus: Bus, runs: list[list[ChatRequest]], concurrency: i
     return batch
 
 
-def recorded_calls(model: ScriptedModel, run_ids: list[str]) -> list[list[ChatRequest]]:
+async def recorded_calls(bus: Bus, world: World, run_ids: list[str]) -> list[list[ChatRequest]]:
+    """The model calls the runners made for `run_ids`, as the model process recorded them."""
+    await bus.nc.request(FLUSH_SUBJECT, b"", timeout=10)
+    wanted = set(run_ids)
     by_run: defaultdict[str, list[ChatRequest]] = defaultdict(list)
-    for request in model.requests:
-        by_run[request.run_id or ""].append(request)
+    with world.model_record.open("rb") as record:
+        for line in record:
+            request = _request_decoder.decode(line)
+            if request.run_id in wanted:
+                by_run[request.run_id].append(request)
     return [by_run[run_id] for run_id in run_ids]
 
 
@@ -414,13 +438,10 @@ class KindResult:
 async def measure_kind(
     world: World,
     bus: Bus,
-    model: ScriptedModel,
     watch: EventWatch,
     kind: RunKind,
     args: argparse.Namespace,
 ) -> KindResult:
-    model.default = kind.script
-    model.requests.clear()
     warm, warm_ids = await runner_batch(bus, watch, kind, WARMUP_RUNS, args.concurrency)
     if warm.failures:
         return KindResult(kind, warm, Batch(runs=0), [])
@@ -429,8 +450,8 @@ async def measure_kind(
     runner, run_ids = await runner_batch(bus, watch, kind, args.runs, args.concurrency)
     runner.cpu, runner.cpu_others, runner.cpu_stolen = clock.read()
     writes = metrics_delta(before, await scrape_all(world))
-    await baseline_batch(bus, recorded_calls(model, warm_ids), args.concurrency)
-    calls = recorded_calls(model, run_ids)
+    await baseline_batch(bus, await recorded_calls(bus, world, warm_ids), args.concurrency)
+    calls = await recorded_calls(bus, world, run_ids)
     clock = CpuClock(world)
     baseline = await baseline_batch(bus, calls, args.concurrency)
     baseline.cpu, baseline.cpu_others, baseline.cpu_stolen = clock.read()
@@ -556,8 +577,9 @@ def report(results: list[KindResult], args: argparse.Namespace, max_runs: str) -
     )
     for result in results:
         report_kind(result)
-    print("\nevent-log writes (Postgres insert + JetStream publish; the runner also writes the")
-    print("submitter's `queued` event to Postgres), from the runners' /metrics:")
+    print("\nevent-log writes, from appending an event to its being in Postgres (group commit)")
+    print("and published; the run waits for them only before side effects and at its end.")
+    print("From the runners' /metrics (`queued` is copied to Postgres, not published again):")
     for result in results:
         report_writes(result)
     report_cpu(results)
@@ -569,24 +591,20 @@ def report(results: list[KindResult], args: argparse.Namespace, max_runs: str) -
 
 async def bench(world: World, args: argparse.Namespace) -> list[KindResult]:
     assert world.nats is not None
-    model_bus = await Bus.connect(world.nats.url, "bench-scripted-model")
     bus = await Bus.connect(world.nats.url, "bench-submitter")
-    model = await ScriptedModel(model_bus).start()
     watch = await EventWatch(bus).start()
     try:
         await ensure_streams(bus.js)
         results = []
         for kind in KINDS:
-            result = await measure_kind(world, bus, model, watch, kind, args)
+            result = await measure_kind(world, bus, watch, kind, args)
             results.append(result)
             if result.runner.failures:
                 break
         return results
     finally:
         await watch.stop()
-        await model.stop()
         await bus.close()
-        await model_bus.close()
 
 
 def failed_runs(results: list[KindResult]) -> list[str]:

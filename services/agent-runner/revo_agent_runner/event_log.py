@@ -1,15 +1,24 @@
 """A run's event log: each event is written to Postgres, then published to RUN_EVENTS.
 
-Postgres first (through the replica's group-commit EventWriter): a resumed run continues
-from what Postgres holds. An event written there but not published (the runner died in
-between) is published when the run resumes; the stream's Nats-Msg-Id `<run>:<seq>` and
-followers' seq check drop repeats.
+Appending is not waiting. Events go into the run's own pipeline, which writes them to
+Postgres (through the replica's group-commit EventWriter, several at once when several
+are waiting) and then publishes them, in order. The run goes on meanwhile: a model call
+overlaps the write of the step before it. Where the run must know its log is durable it
+says so with `flush()`: before a tool with side effects runs (so a resumed run knows the
+call was made), and before the run is acked.
+
+Postgres first: a resumed run continues from what Postgres holds, and an event is never
+published before it is there, so the stream never holds an event Postgres lacks. An event
+written but not published (the runner died in between) is published when the run resumes;
+the stream's Nats-Msg-Id `<run>:<seq>` and followers' seq check drop repeats.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -29,6 +38,20 @@ _event_decoder = msgspec.json.Decoder(RunEvent)
 log = get_logger("revo.agent_runner.events")
 
 
+@dataclass
+class _Pending:
+    event: RunEvent
+    publish: bool
+    # The run's summary as of this event, written with it.
+    progress: Progress
+    appended_at: float
+
+
+class EventLogFailed(Exception):
+    """The run's events could not be written (Postgres or NATS down): the run stops here and
+    is retried from what was written."""
+
+
 class RunLog:
     def __init__(
         self,
@@ -44,9 +67,12 @@ class RunLog:
         self.subject = subjects.runs_events(submit.tenant, submit.run_id)
         self.events = list(events)
         self.state = RunState.from_events(events)
-        self._writing: asyncio.Task[None] | None = None
-        # Events to write to Postgres with the next one, without publishing them.
-        self._unsaved: list[RunEvent] = []
+        self._queue: list[_Pending] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._pipeline: asyncio.Task[None] | None = None
+        self._error: Exception | None = None
         # Events published whose stream ack has not been checked yet.
         self._unconfirmed: list[tuple[RunEvent, asyncio.Future[Any]]] = []
 
@@ -62,55 +88,50 @@ class RunLog:
         Postgres and the publish) are published."""
         if first_attempt:
             log = cls(bus, writer, submit, [])
-            log._unsaved.append(_queued(submit))
+            log._append(_queued(submit), publish=False)
             return log
         log = cls(bus, writer, submit, await store.events(submit.run_id))
         published = await log._last_published_seq()
-        if not log.events:
-            await log._record(_queued(submit), publish=published < 1)
         for event in log.events:
             if event.seq > published:
                 await log._publish(event)
+        if not log.events:
+            log._append(_queued(submit), publish=published < 1)
         return log
 
     @property
     def seq(self) -> int:
-        if self._unsaved:
-            return self._unsaved[-1].seq
         return self.events[-1].seq if self.events else 0
 
     async def emit(self, event_type: type[Any], **fields: Any) -> Any:
-        """Append the next event. A cancelled caller does not cut a write in half: the
-        write goes on, and `settle()` waits for it before anything else is appended."""
-        await self.settle()
+        """Append the next event; it is written and published in the background."""
+        if self._error is not None:
+            raise EventLogFailed(str(self._error)) from self._error
         event = event_type(
             run_id=self.run_id, tenant=self.tenant, seq=self.seq + 1, ts=time.time(), **fields
         )
-        self._writing = asyncio.create_task(self._record(event, publish=True))
-        await asyncio.shield(self._writing)
+        self._append(event, publish=True)
         return event
 
-    async def settle(self) -> None:
-        if self._writing is not None and not self._writing.done():
-            await asyncio.wait([self._writing])
+    async def flush(self) -> None:
+        """Return once every event appended so far is in Postgres and published."""
+        await self._idle.wait()
+        if self._error is not None:
+            raise EventLogFailed(str(self._error)) from self._error
 
-    async def _record(self, event: RunEvent, publish: bool) -> None:
-        started = time.perf_counter()
-        batch, self._unsaved = [*self._unsaved, event], []
-        for item in batch:
-            self.state.apply(item)
-            self.events.append(item)
-        await self.writer.write(batch, self._progress())
-        if publish:
-            # Not waiting for the stream's ack here: the event is safe in Postgres, and
-            # `confirm_published` checks every ack before the run is acked.
-            ack = await self.bus.js_publish_nowait(self.subject, event, msg_id=self._msg_id(event))
-            self._unconfirmed.append((event, ack))
-        metrics.EVENT_WRITE_SECONDS.observe(time.perf_counter() - started)
+    async def close(self) -> None:
+        """Write what is left (errors are logged: the run is retried from what was written)."""
+        with contextlib.suppress(EventLogFailed):
+            await self.flush()
+        if self._pipeline is not None:
+            self._pipeline.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pipeline
 
     async def confirm_published(self, timeout: float = 5.0) -> None:
         """Make sure the stream holds every event published so far; publish again (waiting
         for the ack this time) any whose ack failed or did not come."""
+        await self.flush()
         unconfirmed, self._unconfirmed = self._unconfirmed, []
         for event, ack in unconfirmed:
             try:
@@ -118,6 +139,43 @@ class RunLog:
             except Exception as exc:
                 log.warning("event not confirmed; publishing again", seq=event.seq, error=str(exc))
                 await self._publish(event)
+
+    # -- the pipeline --------------------------------------------------------------------
+
+    def _append(self, event: RunEvent, publish: bool) -> None:
+        self.state.apply(event)
+        self.events.append(event)
+        self._queue.append(_Pending(event, publish, self._progress(), time.perf_counter()))
+        self._idle.clear()
+        self._wake.set()
+        if self._pipeline is None:
+            self._pipeline = asyncio.create_task(self._drain(), name=f"events {self.run_id}")
+
+    async def _drain(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                batch, self._queue = self._queue, []
+                try:
+                    await self._write(batch)
+                except Exception as exc:
+                    log.error("writing run events failed", run_id=self.run_id, error=str(exc))
+                    self._error = exc
+                    self._queue.clear()
+                    self._idle.set()
+                    return
+            self._idle.set()
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        await self.writer.write([p.event for p in batch], batch[-1].progress)
+        for pending in batch:
+            if pending.publish:
+                ack = await self.bus.js_publish_nowait(
+                    self.subject, pending.event, msg_id=self._msg_id(pending.event)
+                )
+                self._unconfirmed.append((pending.event, ack))
+            metrics.EVENT_WRITE_SECONDS.observe(time.perf_counter() - pending.appended_at)
 
     async def _publish(self, event: RunEvent) -> None:
         # No span per event (the run's span covers them); the context still travels along.

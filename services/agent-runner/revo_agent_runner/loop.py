@@ -195,6 +195,9 @@ class AgentLoop:
         await self.log.emit(
             ToolCalled, step=step, call_id=call_id, tool=call.spec.name, arguments=call.arguments
         )
+        if call.spec.side_effects:
+            # Recorded before it acts: a resumed run must know this call may have happened.
+            await self.log.flush()
         if call.spec.name == "ask_user":
             await self._wait_for_answer(step, call_id, call.args.question)
             return

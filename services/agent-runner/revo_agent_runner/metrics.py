@@ -32,6 +32,6 @@ MODEL_CALLS = Counter(
 )
 EVENT_WRITE_SECONDS = Histogram(
     "revo_run_event_write_seconds",
-    "Writing one event: Postgres insert plus JetStream publish.",
+    "From appending an event to its being in Postgres and published to RUN_EVENTS.",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
 )

@@ -54,6 +54,7 @@ class ActiveRun:
     task: asyncio.Task[None] | None = None
     cancel_reason: str | None = None
     lost_claim: bool = False
+    log: RunLog | None = None
     live_answers: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
 
     def cancel(self, reason: str) -> None:
@@ -214,6 +215,9 @@ class Runner:
         """Ack an ended run; hand an unfinished one back (shutdown) for another replica."""
         task = run.task
         assert task is not None
+        if run.log is not None:
+            # What the run appended goes to Postgres before another replica may load it.
+            await asyncio.wait_for(run.log.close(), 10)
         if run.lost_claim:
             return  # another replica holds it now; its delivery will be acked
         if task.cancelled():
@@ -266,9 +270,11 @@ class Runner:
         run_log = await RunLog.open(
             self.bus, self.store, self.writer, submit, first_attempt=claim.attempt == 1
         )
+        run.log = run_log
         if not run_log.state.ended:
             await self._run_attempt(run, claim, run_log)
         await run_log.confirm_published()
+        await run_log.close()
         metrics.RUNS_ENDED.labels(submit.agent, run_log.state.status).inc()
         if submit.workspace is None:
             remove_workspace(self.settings.workspace_root, submit.run_id)  # empty: quick
@@ -292,7 +298,6 @@ class Runner:
             except asyncio.CancelledError:
                 if run.cancel_reason is None:
                     raise  # shutdown or lost claim: the run continues elsewhere
-                await run_log.settle()
                 await run_log.emit(RunCancelled, reason=run.cancel_reason)
 
     async def _run_agent(self, run: ActiveRun, claim: Claim, run_log: RunLog) -> None:
@@ -333,7 +338,6 @@ class Runner:
                 raise
             if run_log.state.ended:
                 return
-            await run_log.settle()
             await run_log.emit(
                 RunFailed,
                 code="limit_exceeded",
