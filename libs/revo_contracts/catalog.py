@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from revo_contracts import inference, runs, subjects, usage
+from revo_contracts import gateway, inference, runs, subjects, usage
 from revo_contracts.errors import Error
 
 MESSAGES: tuple[type[msgspec.Struct], ...] = (
@@ -29,6 +29,8 @@ MESSAGES: tuple[type[msgspec.Struct], ...] = (
     inference.ModelsResponse,
     inference.ModelInfo,
     usage.UsageEvent,
+    gateway.KeyCreateRequest,
+    gateway.KeyCreateResponse,
     Error,
 )
 
@@ -102,6 +104,13 @@ CHANNELS: tuple[Channel, ...] = (
         "(request/reply, queue group 'agent-runner').",
         sends="RunListRequest",
         replies=("RunListResponse", "Error"),
+    ),
+    Channel(
+        address=subjects.GATEWAY_KEYS_CREATE,
+        description="Create an API key for a tenant (operators, over NATS; `revo keys "
+        "create`). The key is in the reply once; the gateway keeps only a hash.",
+        sends="KeyCreateRequest",
+        replies=("KeyCreateResponse", "Error"),
     ),
     Channel(
         address=subjects.RUNS_GET,

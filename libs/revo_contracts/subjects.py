@@ -23,6 +23,9 @@ RUNS_LIST = "runs.api.list"
 RUNS_GET = "runs.api.get"
 AGENT_RUNNER_QUEUE_GROUP = "agent-runner"
 
+GATEWAY_KEYS_CREATE = "gateway.keys.create"
+GATEWAY_QUEUE_GROUP = "chat-gateway"
+
 
 class InvalidSubjectToken(ValueError):
     """A tenant or run id that cannot be used as a NATS subject token."""

@@ -247,3 +247,78 @@ async def scripted_bus(scripted_nats: NatsServer) -> AsyncIterator[Bus]:
     connection = await Bus.connect(scripted_nats.url, name="pytest-scripted")
     yield connection
     await connection.close()
+
+
+# -- the chat gateway ------------------------------------------------------------------------
+
+GATEWAY_JWT_SECRET = "test-secret-of-the-gateway-0123456789"
+
+
+class GatewayFactory:
+    """Starts chat-gateway processes for a test and stops whatever is left at the end."""
+
+    def __init__(self, base: Path, database_url: str, otlp_endpoint: str | None) -> None:
+        self.base = base
+        self.database_url = database_url
+        self.otlp_endpoint = otlp_endpoint
+        self.processes: list[ServiceProcess] = []
+
+    def start(self, nats_url: str, name: str, **overrides: str) -> ServiceProcess:
+        port = free_port()
+        env = {
+            "NATS_URL": nats_url,
+            "REVO_CHAT_GATEWAY_DATABASE_URL": self.database_url,
+            "REVO_CHAT_GATEWAY_HTTP_PORT": str(port),
+            "REVO_CHAT_GATEWAY_LOG_JSON": "true",
+            "REVO_CHAT_GATEWAY_JWT_SECRET": GATEWAY_JWT_SECRET,
+            "REVO_CHAT_GATEWAY_DRAIN_GRACE_S": "5",
+            "OTEL_SERVICE_NAME": "chat-gateway",
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+        }
+        if self.otlp_endpoint:
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.otlp_endpoint
+        env.update(overrides)
+        process = ServiceProcess(
+            "revo_chat_gateway", port, env, self.base / "logs" / f"{name}.log"
+        ).start()
+        self.processes.append(process)
+        try:
+            process.wait_ready(60)
+        except Exception:
+            process.stop(timeout=5)
+            raise
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            process.stop(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def gateway_factory(
+    revo_tmp: Path, postgres: Postgres, otlp_receiver: OtlpReceiver
+) -> Iterator[GatewayFactory]:
+    factory = GatewayFactory(revo_tmp / "chat-gateway", postgres.dsn, otlp_receiver.endpoint)
+    yield factory
+    factory.stop_all()
+
+
+@pytest.fixture(scope="session")
+def scripted_gateway(
+    scripted_nats: NatsServer, scripted_runner: ServiceProcess, gateway_factory: GatewayFactory
+) -> ServiceProcess:
+    """A chat gateway on the scripted world (agent-runner + scripted model)."""
+    return gateway_factory.start(scripted_nats.url, "gateway-scripted")
+
+
+async def create_api_key(bus: Bus, tenant: str, role: str = "member") -> str:
+    """A new API key, made the way an operator makes one (`gateway.keys.create` on NATS)."""
+    from revo_contracts import subjects
+    from revo_contracts.gateway import KeyCreateRequest, KeyCreateResponse
+
+    created = await bus.request(
+        subjects.GATEWAY_KEYS_CREATE,
+        KeyCreateRequest(tenant=tenant, role=role),  # type: ignore[arg-type]
+        KeyCreateResponse,
+    )
+    return created.key

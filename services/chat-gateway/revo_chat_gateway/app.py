@@ -1,0 +1,70 @@
+"""Wiring of the chat gateway: Postgres, credentials, limits, the HTTP API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+from aiohttp import web
+
+from revo_chat_gateway import whoami
+from revo_chat_gateway.auth import AUTHENTICATOR, LIMITER, Authenticator, auth_middleware
+from revo_chat_gateway.keys import KeyStore
+from revo_chat_gateway.limits import RateLimiter
+from revo_chat_gateway.settings import GatewaySettings
+from revo_chat_gateway.tokens import TokenVerifier
+from revo_contracts import subjects
+from revo_contracts.gateway import KeyCreateRequest
+from revo_core.db import apply_schema, connect_pool
+from revo_core.endpoints import Endpoints
+from revo_core.logging import get_logger
+from revo_core.service import BUS, SETTINGS, create_service_app
+
+SERVICE = "chat-gateway"
+SCHEMA_SQL = Path(__file__).with_name("schema.sql")
+POOL: web.AppKey[asyncpg.Pool] = web.AppKey("pool", asyncpg.Pool)
+log = get_logger("revo.chat_gateway")
+
+
+def create_app(settings: GatewaySettings) -> web.Application:
+    app = create_service_app(SERVICE, settings)
+    app._client_max_size = settings.max_message_bytes
+    app.middlewares.append(auth_middleware())
+    app[LIMITER] = RateLimiter(settings.rate_limit_per_minute, settings.max_concurrent_runs)
+    app.cleanup_ctx.append(_database_ctx)
+    app.cleanup_ctx.append(_operator_endpoints_ctx)
+    add_api_routes(app)
+    return app
+
+
+def add_api_routes(app: web.Application) -> None:
+    """The /v1 API; each module adds its own routes."""
+    whoami.add_routes(app)
+
+
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings: GatewaySettings = app[SETTINGS]  # type: ignore[assignment]
+    pool = await connect_pool(settings.database_url)
+    await apply_schema(pool, SCHEMA_SQL.read_text())
+    app[POOL] = pool
+    tokens = TokenVerifier(settings.jwt_secret, settings.jwt_public_key, settings.jwt_audience)
+    app[AUTHENTICATOR] = Authenticator(KeyStore(pool), tokens)
+    yield
+    await pool.close()
+
+
+async def _operator_endpoints_ctx(app: web.Application) -> AsyncIterator[None]:
+    """`gateway.keys.create` on NATS: operators (who can reach NATS) create API keys."""
+    keys = app[AUTHENTICATOR].keys
+    endpoints = Endpoints(app[BUS], "chat_gateway", description="API keys of the gateway")
+    await endpoints.start()
+    await endpoints.add(
+        "keys_create",
+        subjects.GATEWAY_KEYS_CREATE,
+        KeyCreateRequest,
+        keys.create,
+        subjects.GATEWAY_QUEUE_GROUP,
+    )
+    yield
+    await endpoints.stop(grace=5)

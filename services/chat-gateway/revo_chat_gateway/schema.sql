@@ -1,0 +1,14 @@
+-- The chat gateway's state (applied at start-up, idempotent).
+CREATE SCHEMA IF NOT EXISTS gateway;
+
+-- API keys: the key is shown once; only a hash of its secret part is kept.
+CREATE TABLE IF NOT EXISTS gateway.api_keys (
+    key_id       text PRIMARY KEY,
+    tenant       text NOT NULL,
+    role         text NOT NULL CHECK (role IN ('admin', 'member')),
+    secret_hash  bytea NOT NULL,
+    name         text,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    revoked_at   timestamptz
+);
+CREATE INDEX IF NOT EXISTS api_keys_tenant ON gateway.api_keys (tenant);

@@ -1,0 +1,32 @@
+"""Settings of the chat gateway (env prefix REVO_CHAT_GATEWAY_)."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import SettingsConfigDict
+
+from revo_core.settings import ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="REVO_CHAT_GATEWAY_", extra="ignore")
+
+    http_port: int = 8080
+    database_url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5433/postgres",
+        validation_alias=AliasChoices(
+            "DATABASE_URL", "REVO_DATABASE_URL", "REVO_CHAT_GATEWAY_DATABASE_URL"
+        ),
+    )
+    # JWT bearer tokens: HS256 with this secret, and/or RS256 with this PEM public key.
+    # Neither set: only API keys are accepted.
+    jwt_secret: str | None = None
+    jwt_public_key: str | None = None
+    jwt_audience: str = "revo"
+    # Largest request body (and, later, WebSocket frame) accepted, in bytes.
+    max_message_bytes: int = 256 * 1024
+    # Per API key (or token subject): requests per minute and runs in flight at once.
+    rate_limit_per_minute: int = 120
+    max_concurrent_runs: int = 8
+    # How long a streamed or waited-on run may take before the request gives up on it.
+    run_timeout_s: float = 600.0

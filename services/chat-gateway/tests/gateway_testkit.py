@@ -1,0 +1,44 @@
+"""Shared helpers of the chat-gateway tests."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import jwt
+
+from revo_core.testing.fixtures import GATEWAY_JWT_SECRET
+
+
+def http(method: str, url: str, token: str | None = None, body: Any = None, timeout: float = 30):
+    """(status, headers, parsed JSON body) of one plain HTTP request."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, dict(response.headers), _json(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), _json(error.read())
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode(errors="replace")
+
+
+def base_url(gateway) -> str:
+    return f"http://127.0.0.1:{gateway.http_port}"
+
+
+def hs256_token(tenant: str = "acme", **claims: Any) -> str:
+    payload = {"sub": "user-1", "tenant": tenant, "aud": "revo", "exp": int(time.time()) + 300}
+    payload.update(claims)
+    return jwt.encode(payload, GATEWAY_JWT_SECRET, algorithm="HS256")
