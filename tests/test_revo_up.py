@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,8 @@ def test_revo_up_starts_everything_and_says_where_to_connect(platform):
     assert state["nats_url"] in up.stdout
     assert state["postgres_dsn"] in up.stdout
     assert 'revo ask "' in up.stdout
+    gateway_port = state["services"]["chat-gateway"]["http_port"]
+    assert f"API        http://127.0.0.1:{gateway_port}/v1" in up.stdout
 
 
 def test_revo_status_lists_the_inference_service_from_nats(platform):
@@ -88,6 +91,19 @@ def test_revo_run_executes_the_assistant_and_revo_runs_lists_it(platform):
     run_id = run.stdout.split()[1] if run.stdout.startswith("run ") else ""
     assert run_id and run_id in runs.stdout, run.stdout + runs.stdout
     assert "finished" in runs.stdout
+
+
+def test_revo_keys_create_gives_a_key_the_gateway_accepts(platform):
+    _, env, state = platform
+
+    created = revo("keys", "create", "--tenant", "default", env=env)
+
+    assert created.returncode == 0, created.stderr
+    port = state["services"]["chat-gateway"]["http_port"]
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/whoami")
+    request.add_header("Authorization", f"Bearer {created.stdout.strip()}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert json.loads(response.read())["tenant"] == "default"
 
 
 def test_a_second_revo_up_refuses_and_points_to_revo_down(platform):

@@ -1,4 +1,4 @@
-"""`revo`: up, down, status, ask, run, runs."""
+"""`revo`: up, down, status, ask, run, runs, keys."""
 
 from __future__ import annotations
 
@@ -30,7 +30,17 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("--timeout", type=float, default=300.0)
     add_run_parser(commands)
     add_runs_parser(commands)
+    add_keys_parser(commands)
     return root
+
+
+def add_keys_parser(commands: argparse._SubParsersAction) -> None:
+    keys = commands.add_parser("keys", help="API keys of the chat gateway")
+    actions = keys.add_subparsers(dest="keys_command", required=True)
+    create = actions.add_parser("create", help="create a key; it is printed once")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--role", choices=("admin", "member"), default="member")
+    create.add_argument("--name", help="what the key is for, to tell keys apart")
 
 
 def add_run_parser(commands: argparse._SubParsersAction) -> None:
@@ -88,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         from revo_cli.runs import runs_command
 
         return runs_command(args, nats_url(args.nats_url))
+    if args.command == "keys":
+        from revo_cli.keys import keys_command
+
+        return keys_command(args, nats_url(args.nats_url))
     from revo_cli.ask import ask, build_request
 
     request = build_request(args.question, args.model, args.max_tokens, args.tenant, args.system)

@@ -31,6 +31,7 @@ from revo_core.embedded.service_process import ServiceProcess
 SERVICES: dict[str, tuple[str, str, int]] = {
     "inference": ("revo_inference", "REVO_INFERENCE_HTTP_PORT", 8101),
     "agent-runner": ("revo_agent_runner", "REVO_AGENT_RUNNER_HTTP_PORT", 8102),
+    "chat-gateway": ("revo_chat_gateway", "REVO_CHAT_GATEWAY_HTTP_PORT", 8080),
 }
 READY_TIMEOUT_S = 300
 
@@ -109,6 +110,8 @@ def _own_env(name: str, state: PlatformState, base: Path) -> dict[str, str]:
             "REVO_AGENT_RUNNER_DATABASE_URL": state.postgres_dsn,
             "REVO_AGENT_RUNNER_WORKSPACE_ROOT": str(base / "workspaces"),
         }
+    if name == "chat-gateway":
+        return {"REVO_CHAT_GATEWAY_DATABASE_URL": state.postgres_dsn}
     return {}
 
 
@@ -116,10 +119,14 @@ def _print_ready(state: PlatformState, seconds: float) -> None:
     say(f"\nrevo is up in {seconds:.1f} s.\n")
     say(f"  NATS       {state.nats_url}   (monitoring http://127.0.0.1:{state.nats_monitor_port})")
     say(f"  Postgres   {state.postgres_dsn}")
+    gateway = state.services.get("chat-gateway")
+    if gateway is not None:
+        say(f"  API        http://127.0.0.1:{gateway.http_port}/v1   (OpenAI-compatible)")
     say("\nTry:")
     say('  revo ask "Why would a Python import fail only in CI?"')
     say('  revo run assistant "What makes a good commit message?"')
     say("  revo runs            # runs so far, with status and tokens")
+    say("  revo keys create --tenant default   # an API key for the HTTP API")
     say("  revo status          # services answering on NATS")
     say("  revo down            # stop everything")
     say(f"  logs: {state_dir() / 'logs'}")
