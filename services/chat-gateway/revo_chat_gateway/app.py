@@ -8,8 +8,9 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 
-from revo_chat_gateway import whoami
+from revo_chat_gateway import openai_api, runs_api, whoami
 from revo_chat_gateway.auth import AUTHENTICATOR, LIMITER, Authenticator, auth_middleware
+from revo_chat_gateway.http_tracing import tracing_middleware
 from revo_chat_gateway.keys import KeyStore
 from revo_chat_gateway.limits import RateLimiter
 from revo_chat_gateway.settings import GatewaySettings
@@ -30,6 +31,7 @@ log = get_logger("revo.chat_gateway")
 def create_app(settings: GatewaySettings) -> web.Application:
     app = create_service_app(SERVICE, settings)
     app._client_max_size = settings.max_message_bytes
+    app.middlewares.append(tracing_middleware)
     app.middlewares.append(auth_middleware())
     app[LIMITER] = RateLimiter(settings.rate_limit_per_minute, settings.max_concurrent_runs)
     app.cleanup_ctx.append(_database_ctx)
@@ -41,6 +43,8 @@ def create_app(settings: GatewaySettings) -> web.Application:
 def add_api_routes(app: web.Application) -> None:
     """The /v1 API; each module adds its own routes."""
     whoami.add_routes(app)
+    openai_api.add_routes(app)
+    runs_api.add_routes(app)
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
