@@ -1,14 +1,17 @@
 """A server span per HTTP request, continuing the caller's W3C trace (`traceparent`), so one
-trace runs from the client through the gateway, the run and its model calls."""
+trace runs from the client through the gateway, the run and its model calls; and the
+request's count and duration in /metrics."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
+from revo_chat_gateway import metrics
 from revo_core.tracing import extract
 
 _tracer = trace.get_tracer("revo.chat_gateway")
@@ -32,8 +35,11 @@ async def tracing_middleware(request: web.Request, handler: Handler) -> web.Stre
             "http.route": template,
         },
     ) as span:
+        started = time.perf_counter()
         response = await handler(request)
         span.set_attribute("http.response.status_code", response.status)
         if response.status >= 500:
             span.set_status(StatusCode.ERROR)
+        metrics.HTTP_REQUESTS.labels(template, request.method, str(response.status)).inc()
+        metrics.HTTP_SECONDS.labels(template).observe(time.perf_counter() - started)
         return response

@@ -1,0 +1,17 @@
+"""Prometheus metrics of the chat gateway."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+HTTP_REQUESTS = Counter(
+    "revo_http_requests_total",
+    "HTTP requests answered, by route, method and status.",
+    ["route", "method", "status"],
+)
+HTTP_SECONDS = Histogram(
+    "revo_http_request_duration_seconds",
+    "From a request's arrival to its response's end (a stream's last byte).",
+    ["route"],
+    buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
