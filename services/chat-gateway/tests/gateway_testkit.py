@@ -6,6 +6,8 @@ import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import jwt
@@ -42,3 +44,20 @@ def hs256_token(tenant: str = "acme", **claims: Any) -> str:
     payload = {"sub": "user-1", "tenant": tenant, "aud": "revo", "exp": int(time.time()) + 300}
     payload.update(claims)
     return jwt.encode(payload, GATEWAY_JWT_SECRET, algorithm="HS256")
+
+
+def openai_client(gateway, key: str):
+    """The official client on the gateway; no retries, so a test sees the first answer."""
+    import openai
+
+    return openai.AsyncOpenAI(base_url=f"{base_url(gateway)}/v1", api_key=key, max_retries=0)
+
+
+@contextmanager
+def scripted_default(model, script) -> Iterator[None]:
+    """Every run without its own script plays `script` (the gateway picks the run ids)."""
+    model.default = script
+    try:
+        yield
+    finally:
+        model.default = None

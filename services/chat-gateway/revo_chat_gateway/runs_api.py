@@ -1,0 +1,68 @@
+"""The REST runs API: list, read and cancel the caller's tenant's runs.
+
+`GET /v1/runs`, `GET /v1/runs/{id}`, `POST /v1/runs/{id}/cancel`. The tenant always comes
+from the credentials, never from the request, and another tenant's run reads as absent
+(404), so its existence is not revealed.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from aiohttp import web
+
+from revo_chat_gateway.auth import principal_of
+from revo_chat_gateway.http_errors import HttpError
+from revo_contracts.runs import RunDetail, RunGetRequest, RunListRequest
+from revo_core.runs import cancel_run, get_run, list_runs
+from revo_core.service import BUS
+
+# The query parameters of GET /v1/runs; anything else (a `tenant` above all) is ignored.
+LIST_FILTERS = ("limit", "status", "agent")
+
+
+async def list_tenant_runs(request: web.Request) -> web.Response:
+    query = {name: request.query[name] for name in LIST_FILTERS if name in request.query}
+    query["tenant"] = principal_of(request).tenant
+    try:
+        # strict=False: query values are strings ("10" for a limit of 10).
+        filters = msgspec.convert(query, RunListRequest, strict=False)
+    except msgspec.ValidationError as exc:
+        raise HttpError(400, f"invalid query: {exc}", "invalid_request") from None
+    listed = await list_runs(request.app[BUS], filters)
+    return web.json_response(msgspec.to_builtins(listed))
+
+
+async def read_run(request: web.Request) -> web.Response:
+    detail = await tenant_run(request)
+    return web.json_response(msgspec.to_builtins(detail))
+
+
+async def cancel_tenant_run(request: web.Request) -> web.Response:
+    detail = await tenant_run(request)  # first: a 404 for another tenant's run
+    ack = await cancel_run(request.app[BUS], detail.run.run_id, "cancelled through the API")
+    # No acknowledgement: no runner holds the run now (queued, or already ended).
+    return web.json_response(
+        {
+            "run_id": detail.run.run_id,
+            "accepted": bool(ack and ack.accepted),
+            "status": ack.status if ack else detail.run.status,
+        }
+    )
+
+
+async def tenant_run(request: web.Request) -> RunDetail:
+    """The run of the path, if it is the caller's tenant's (NotFound, a 404, otherwise)."""
+    run_id = request.match_info["run_id"]
+    try:
+        get = msgspec.convert(
+            {"run_id": run_id, "tenant": principal_of(request).tenant}, RunGetRequest
+        )
+    except msgspec.ValidationError:
+        raise HttpError(404, f"no run {run_id!r}", "not_found") from None
+    return await get_run(request.app[BUS], get)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/runs", list_tenant_runs)
+    app.router.add_get("/v1/runs/{run_id}", read_run)
+    app.router.add_post("/v1/runs/{run_id}/cancel", cancel_tenant_run)
