@@ -61,3 +61,34 @@ def _without_password(dsn: str) -> str:
     credentials, host = rest.rsplit("@", 1)
     user = credentials.split(":", 1)[0]
     return f"{scheme}://{user}@{host}"
+
+
+class DatabaseWatch:
+    """Answers /readyz's "is Postgres answering?" from a background probe every few seconds
+    (readiness checks are synchronous, and a query per probe would be one per kubelet poll)."""
+
+    def __init__(self, pool: asyncpg.Pool, every_s: float = 5.0) -> None:
+        self.pool = pool
+        self.every_s = every_s
+        self.ok = True
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> DatabaseWatch:
+        self._task = asyncio.create_task(self._watch(), name="database-watch")
+        return self
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.every_s)
+            try:
+                await self.pool.fetchval("SELECT 1", timeout=2)
+            except Exception as exc:
+                if self.ok:
+                    log.error("postgres stopped answering", error=str(exc))
+                self.ok = False
+            else:
+                self.ok = True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from revo_agent_runner.settings import AgentRunnerSettings
 from revo_agent_runner.store import RunStore
 from revo_contracts import subjects
 from revo_contracts.runs import RunGetRequest, RunListRequest
-from revo_core.db import apply_schema, connect_pool
+from revo_core.db import DatabaseWatch, apply_schema, connect_pool
 from revo_core.endpoints import Endpoints
 from revo_core.jetstream import ensure_streams
 from revo_core.logging import get_logger
@@ -43,25 +42,11 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     pool = await connect_pool(settings.database_url, max_size=max(4, settings.max_concurrent_runs))
     await apply_schema(pool, SCHEMA_SQL.read_text())
     app[POOL] = pool
-    reachable = {"ok": True}
-    watcher = asyncio.create_task(_watch_database(pool, reachable))
-    ready_check(app, lambda: reachable["ok"])
+    watch = DatabaseWatch(pool).start()
+    ready_check(app, lambda: watch.ok)
     yield
-    watcher.cancel()
+    watch.stop()
     await pool.close()
-
-
-async def _watch_database(pool: asyncpg.Pool, reachable: dict[str, bool]) -> None:
-    """/readyz says not ready while Postgres does not answer."""
-    while True:
-        await asyncio.sleep(5)
-        try:
-            await pool.fetchval("SELECT 1", timeout=2)
-            reachable["ok"] = True
-        except Exception as exc:
-            if reachable["ok"]:
-                log.error("postgres stopped answering", error=str(exc))
-            reachable["ok"] = False
 
 
 async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
