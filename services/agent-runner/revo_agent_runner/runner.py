@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -22,20 +21,16 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from revo_agent_runner import metrics
 from revo_agent_runner.agents import AgentSpec
 from revo_agent_runner.claims import Claims
-from revo_agent_runner.event_log import RunLog
 from revo_agent_runner.event_writer import EventWriter
-from revo_agent_runner.loop import AgentLoop, RunContext, RunStop, wall_time_left
-from revo_agent_runner.model import ModelClient
-from revo_agent_runner.prompting import history_messages
+from revo_agent_runner.execution import ActiveRun, RunExecutor
 from revo_agent_runner.settings import AgentRunnerSettings
 from revo_agent_runner.store import Claim, RunStore
-from revo_agent_runner.workspace import WorkspaceError, prepare_workspace, remove_workspace
 from revo_contracts import subjects
-from revo_contracts.runs import Answer, Cancel, RunCancelled, RunFailed, RunStarted, RunSubmit
+from revo_contracts.runs import RunSubmit
 from revo_contracts.streams import RUNS
 from revo_core.bus import Bus
 from revo_core.logging import get_logger
-from revo_core.tracing import internal_span, process_span
+from revo_core.tracing import process_span
 
 log = get_logger("revo.agent_runner")
 
@@ -45,22 +40,6 @@ CONSUMER = "agent-runner"
 LONG_POLL_S = 1.0
 QUEUED_ONLY_S = 0.05
 _submit_decoder = msgspec.json.Decoder(RunSubmit)
-
-
-@dataclass
-class ActiveRun:
-    submit: RunSubmit
-    msg: Msg
-    task: asyncio.Task[None] | None = None
-    cancel_reason: str | None = None
-    lost_claim: bool = False
-    log: RunLog | None = None
-    live_answers: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
-
-    def cancel(self, reason: str) -> None:
-        if self.cancel_reason is None and self.task is not None:
-            self.cancel_reason = reason or "cancelled"
-            self.task.cancel()
 
 
 class Runner:
@@ -76,9 +55,8 @@ class Runner:
         self.store = store
         self.writer = writer
         self.claims = Claims(store.pool, settings.runner_id, settings.ack_wait_s)
-        self.agents = agents
+        self.executor = RunExecutor(bus, store, writer, agents, settings)
         self.settings = settings
-        self.model = ModelClient(bus)
         self.active: dict[str, ActiveRun] = {}
         self._taken = 0
         self._deliveries: set[asyncio.Task[None]] = set()
@@ -199,7 +177,7 @@ class Runner:
         started = time.perf_counter()
         try:
             with process_span(subjects.runs_submit(submit.tenant), msg.headers):
-                run.task = asyncio.create_task(self._run(run, claim))
+                run.task = asyncio.create_task(self.executor.execute(run, claim))
                 heartbeat = asyncio.create_task(self._heartbeat(run))
                 try:
                     await asyncio.wait([run.task])
@@ -262,117 +240,3 @@ class Runner:
                     return
             except Exception as exc:
                 log.warning("heartbeat failed", run_id=run.submit.run_id, error=str(exc))
-
-    # -- the run itself ------------------------------------------------------------------
-
-    async def _run(self, run: ActiveRun, claim: Claim) -> None:
-        submit = run.submit
-        run_log = await RunLog.open(
-            self.bus, self.store, self.writer, submit, first_attempt=claim.attempt == 1
-        )
-        run.log = run_log
-        if not run_log.state.ended:
-            await self._run_attempt(run, claim, run_log)
-        await run_log.confirm_published()
-        await run_log.close()
-        metrics.RUNS_ENDED.labels(submit.agent, run_log.state.status).inc()
-        if submit.workspace is None:
-            remove_workspace(self.settings.workspace_root, submit.run_id)  # empty: quick
-        else:
-            await asyncio.to_thread(remove_workspace, self.settings.workspace_root, submit.run_id)
-
-    async def _run_attempt(self, run: ActiveRun, claim: Claim, run_log: RunLog) -> None:
-        submit = run.submit
-        attempt = claim.attempt
-        metrics.RUNS_STARTED.labels(submit.agent, "resume" if attempt > 1 else "new").inc()
-        await run_log.emit(RunStarted, runner_id=self.settings.runner_id, attempt=attempt)
-        attributes = {
-            "revo.run_id": submit.run_id,
-            "revo.tenant": submit.tenant,
-            "revo.agent": submit.agent,
-            "revo.attempt": attempt,
-        }
-        with internal_span(f"run {submit.agent}", attributes):
-            try:
-                await self._run_agent(run, claim, run_log)
-            except asyncio.CancelledError:
-                if run.cancel_reason is None:
-                    raise  # shutdown or lost claim: the run continues elsewhere
-                await run_log.emit(RunCancelled, reason=run.cancel_reason)
-
-    async def _run_agent(self, run: ActiveRun, claim: Claim, run_log: RunLog) -> None:
-        submit = run.submit
-        controls = await self.store.controls(submit.run_id) if claim.has_controls else []
-        cancels = [c for c in controls if isinstance(c, Cancel)]
-        if cancels:
-            await run_log.emit(
-                RunCancelled, reason=cancels[0].reason or "cancelled before it started"
-            )
-            return
-        if claim.attempt > self.settings.max_attempts:
-            await run_log.emit(
-                RunFailed,
-                code="gave_up",
-                reason=f"started {claim.attempt} times; its runners kept stopping",
-            )
-            return
-        agent = self.agents.get(submit.agent)
-        if agent is None:
-            await run_log.emit(
-                RunFailed,
-                code="not_found",
-                reason=f"unknown agent {submit.agent!r}; known: {', '.join(sorted(self.agents))}",
-            )
-            return
-        try:
-            ctx = await self._context(run, run_log, agent, controls)
-        except RunStop as stop:
-            await run_log.emit(RunFailed, code=stop.code, reason=stop.reason)
-            return
-        left = wall_time_left(submit, run_log.state.first_started_at)
-        try:
-            async with asyncio.timeout(max(left, 0.0)) as deadline:
-                await AgentLoop(ctx).run()
-        except TimeoutError:
-            if not deadline.expired():
-                raise
-            if run_log.state.ended:
-                return
-            await run_log.emit(
-                RunFailed,
-                code="limit_exceeded",
-                reason=f"wall_time: the run took more than {submit.limits.wall_time_s:g} s",
-            )
-
-    async def _context(
-        self, run: ActiveRun, run_log: RunLog, agent: AgentSpec, controls: list[Any]
-    ) -> RunContext:
-        submit = run.submit
-        workspace = None
-        if agent.uses_tools(submit.workspace is not None):
-            try:
-                workspace = await prepare_workspace(
-                    self.settings.workspace_root, submit.run_id, submit.workspace
-                )
-            except WorkspaceError as exc:
-                raise RunStop(exc.code, str(exc)) from None
-        history = []
-        if submit.session_id:
-            turns = await self.store.session_turns(
-                submit.tenant,
-                submit.session_id,
-                submit.submitted_at,
-                self.settings.session_history_turns,
-            )
-            history = history_messages(turns)
-        return RunContext(
-            submit=submit,
-            agent=agent,
-            log=run_log,
-            model=self.model,
-            workspace=workspace,
-            history=history,
-            known_answers=[c.text for c in controls if isinstance(c, Answer)],
-            live_answers=run.live_answers,
-            max_tool_output_chars=self.settings.max_tool_output_chars,
-        )
