@@ -56,6 +56,8 @@ async def test_a_killed_runner_loses_nothing_and_repeats_no_side_effect(resume_w
     await submit_run(bus, submit)
     await _wait_until(lambda: len(model.requests_of(submit.run_id)) >= 2)
 
+    # Events trail the run a little (they are written in the background): wait for it.
+    await _wait_until(lambda: bool(record.of_type("started")))
     holder = record.of_type("started")[0].runner_id
     runners[holder].kill()
     gate.set()
@@ -101,6 +103,8 @@ async def test_a_stopped_runner_hands_its_run_back_at_once(
     await submit_run(bus, submit)
     await _wait_until(lambda: len(model.requests_of(submit.run_id)) >= 1)
 
+    # Events trail the run a little (they are written in the background): wait for it.
+    await _wait_until(lambda: bool(record.of_type("started")))
     holder = record.of_type("started")[0].runner_id
     stopped_at = time.monotonic()
     # SIGTERM: the runner waits its drain grace (5 s in tests), then hands the run back.
