@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from revo_contracts import gateway, inference, runs, subjects, usage
+from revo_contracts import chat, gateway, inference, runs, subjects, usage
 from revo_contracts.errors import Error
 
 MESSAGES: tuple[type[msgspec.Struct], ...] = (
@@ -31,11 +31,25 @@ MESSAGES: tuple[type[msgspec.Struct], ...] = (
     usage.UsageEvent,
     gateway.KeyCreateRequest,
     gateway.KeyCreateResponse,
+    chat.ChatHello,
+    chat.ChatUserMessage,
+    chat.ChatCancel,
+    chat.ChatPing,
+    chat.ChatSession,
+    chat.ChatItem,
+    chat.ChatToken,
+    chat.ChatError,
+    chat.ChatPong,
     Error,
 )
 
 # Tagged unions: one schema each, with `type` naming the member.
-UNIONS: dict[str, Any] = {"RunEvent": runs.RunEvent, "RunControl": runs.RunControl}
+UNIONS: dict[str, Any] = {
+    "RunEvent": runs.RunEvent,
+    "RunControl": runs.RunControl,
+    "ChatClientFrame": chat.ChatClientFrame,
+    "ChatServerFrame": chat.ChatServerFrame,
+}
 
 
 class Channel(msgspec.Struct, frozen=True, kw_only=True):
@@ -117,6 +131,16 @@ CHANNELS: tuple[Channel, ...] = (
         description="One run with its event log (request/reply, queue group 'agent-runner').",
         sends="RunGetRequest",
         replies=("RunDetail", "Error"),
+    ),
+    Channel(
+        address="/v1/ws",
+        description="WebSocket chat on the gateway (not NATS): JSON text frames. The client "
+        "sends ChatClientFrame (hello, message, cancel, ping); the server sends "
+        "ChatServerFrame: session, the session's items numbered from 1 (stored; resume with "
+        "hello {session_id, last_seq}), live text tokens (not stored), error, pong.",
+        sends="ChatClientFrame",
+        replies=("ChatServerFrame",),
+        reply_is_stream=True,
     ),
 )
 

@@ -30,11 +30,14 @@ class Authenticator:
     async def authenticate(self, request: web.Request) -> Principal:
         header = request.headers.get("Authorization", "")
         scheme, _, credential = header.partition(" ")
-        if scheme.lower() != "bearer" or not credential.strip():
+        credential = credential.strip() if scheme.lower() == "bearer" else ""
+        if not credential and request.path == "/v1/ws":
+            # A browser cannot set headers on a WebSocket: it sends `?token=` instead.
+            credential = request.query.get("token", "").strip()
+        if not credential:
             raise HttpError(
                 401, "missing credentials: send Authorization: Bearer <API key>", "unauthorized"
             )
-        credential = credential.strip()
         if looks_like_key(credential):
             principal = await self.keys.verify(credential)
             if principal is None:

@@ -12,3 +12,19 @@ CREATE TABLE IF NOT EXISTS gateway.api_keys (
     revoked_at   timestamptz
 );
 CREATE INDEX IF NOT EXISTS api_keys_tenant ON gateway.api_keys (tenant);
+
+-- WebSocket chat sessions: each belongs to one tenant; its items are numbered from 1.
+CREATE TABLE IF NOT EXISTS gateway.sessions (
+    session_id   text PRIMARY KEY,
+    tenant       text NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS gateway.session_items (
+    session_id   text NOT NULL REFERENCES gateway.sessions ON DELETE CASCADE,
+    seq          integer NOT NULL,
+    kind         text NOT NULL CHECK (kind IN ('user', 'assistant', 'event')),
+    run_id       text,
+    body         jsonb NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (session_id, seq)
+);

@@ -1,0 +1,391 @@
+"""WebSocket chat at `GET /v1/ws`: sessions of user messages and agent runs, resumable.
+
+A socket is only a window on a session. Each message's run is followed by a task of its
+own (kept by the app's ChatHub, not by the socket): it stores the run's items and pushes
+them, with the run's text tokens, to whichever of the session's sockets are connected to
+this replica now. A client that disconnects loses nothing: the run goes on, and the client
+resumes with `hello {session_id, last_seq}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from revo_chat_gateway.auth import LIMITER, limit_key, principal_of
+from revo_chat_gateway.http_errors import HttpError
+from revo_chat_gateway.keys import Principal
+from revo_chat_gateway.limits import RateLimiter
+from revo_chat_gateway.sessions import SessionStore
+from revo_chat_gateway.settings import GatewaySettings
+from revo_chat_gateway.ws_protocol import (
+    BadFrame,
+    agent_and_content,
+    decode_client_frame,
+    encode,
+    error_frame,
+)
+from revo_contracts.chat import (
+    ChatCancel,
+    ChatHello,
+    ChatItem,
+    ChatPing,
+    ChatPong,
+    ChatSession,
+    ChatToken,
+    ChatUserMessage,
+)
+from revo_contracts.inference import ChatMessage
+from revo_contracts.runs import RunEvent, RunFinished, RunSubmit, TokenDelta
+from revo_core.bus import Bus
+from revo_core.errors import ServiceError
+from revo_core.logging import get_logger
+from revo_core.runs import RunFollower, cancel_run, new_run_id, submit_run
+from revo_core.service import BUS, SETTINGS
+
+WS_PATH = "/v1/ws"
+# How long a slow consumer's close may take before its connection is simply dropped.
+CLOSE_GRACE_S = 1.0
+# Pings keep idle sockets through proxies and notice vanished clients.
+HEARTBEAT_S = 30.0
+log = get_logger("revo.chat_gateway.ws")
+
+
+class Outbox:
+    """One socket's outgoing frames: a bounded queue drained by a writer task.
+
+    A client that reads slower than its session produces is closed (1008), not buffered
+    for without bound; the session's other sockets and its runs go on unaffected."""
+
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request, max_frames: int) -> None:
+        self.ws = ws
+        self._transport = request.transport
+        self._queue: asyncio.Queue[str] = asyncio.Queue(max_frames)
+        self._writer = asyncio.create_task(self._write())
+        self._closer: asyncio.Task | None = None
+        self.open = True
+
+    def push(self, text: str) -> None:
+        if not self.open:
+            return
+        try:
+            self._queue.put_nowait(text)
+        except asyncio.QueueFull:
+            log.warning("closing a chat socket that does not read its frames")
+            self.open = False
+            self._writer.cancel()
+            self._closer = asyncio.create_task(self._close_slow_consumer())
+
+    async def drained(self) -> None:
+        """Until every queued frame is written (or the socket stopped writing)."""
+        emptied = asyncio.ensure_future(self._queue.join())
+        await asyncio.wait({emptied, self._writer}, return_when=asyncio.FIRST_COMPLETED)
+        emptied.cancel()
+
+    async def _write(self) -> None:
+        try:
+            while True:
+                text = await self._queue.get()
+                await self.ws.send_str(text)
+                self._queue.task_done()
+        except (ConnectionError, RuntimeError):
+            self.open = False  # closing: the handler's read loop ends on its own
+
+    async def _close_slow_consumer(self) -> None:
+        try:
+            async with asyncio.timeout(CLOSE_GRACE_S):
+                await self.ws.send_str(error_frame("slow_consumer", "frames were not read"))
+                await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"slow consumer")
+        except (TimeoutError, ConnectionError, RuntimeError):
+            # Its buffers are full, so even the close frame cannot go: drop the connection.
+            if self._transport is not None:
+                self._transport.abort()
+
+    async def stop(self) -> None:
+        self.open = False
+        self._writer.cancel()
+        tasks = [self._writer, *([self._closer] if self._closer else [])]
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@dataclass
+class LiveSession:
+    """A session as this replica sees it: its connected sockets and the runs it follows."""
+
+    session_id: str
+    # Held while an item is stored and pushed, and while a socket joins: a joining socket
+    # gets every item exactly once, the replayed ones first.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    sockets: set[Outbox] = field(default_factory=set)
+    runs: dict[str, asyncio.Task] = field(default_factory=dict)  # in submission order
+
+    def latest_run(self) -> str | None:
+        return next(reversed(self.runs), None)
+
+
+class ChatHub:
+    """The app's chat state: live sessions, their follow tasks, every open socket."""
+
+    def __init__(
+        self, store: SessionStore, bus: Bus, limiter: RateLimiter, settings: GatewaySettings
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.limiter = limiter
+        self.settings = settings
+        self.sessions: dict[str, LiveSession] = {}
+        self.follows: set[asyncio.Task] = set()
+        self.sockets: set[Outbox] = set()
+
+    def live(self, session_id: str) -> LiveSession:
+        return self.sessions.setdefault(session_id, LiveSession(session_id))
+
+    def release(self, live: LiveSession) -> None:
+        """Forget a session nobody watches and no run of this replica writes to."""
+        if not live.sockets and not live.runs:
+            self.sessions.pop(live.session_id, None)
+
+    async def join(self, live: LiveSession, outbox: Outbox, after_seq: int) -> None:
+        last_seq = await self.store.last_seq(live.session_id)
+        outbox.push(encode(ChatSession(session_id=live.session_id, last_seq=last_seq)))
+        after_seq = await self._catch_up(live, outbox, after_seq)
+        async with live.lock:
+            for item in await self.store.items_after(live.session_id, after_seq):
+                outbox.push(encode(item))
+            live.sockets.add(outbox)
+
+    async def _catch_up(self, live: LiveSession, outbox: Outbox, after_seq: int) -> int:
+        """Replay the bulk of a long session at the socket's pace, without the lock (so
+        runs are not held up); returns the last seq sent."""
+        page = max(1, self.settings.ws_queue_frames // 2)
+        while outbox.open:
+            items = await self.store.items_after(live.session_id, after_seq)
+            if len(items) <= page:
+                break
+            for item in items[:page]:
+                outbox.push(encode(item))
+            after_seq = items[page - 1].seq
+            await outbox.drained()
+        return after_seq
+
+    async def publish(self, live: LiveSession, item: ChatItem) -> None:
+        """Store the item as the session's next and push it to the sockets here."""
+        async with live.lock:
+            stored = await self.store.append(live.session_id, item)
+            text = encode(stored)
+            for outbox in list(live.sockets):
+                outbox.push(text)
+
+    def push_token(self, live: LiveSession, token: ChatToken) -> None:
+        text = encode(token)
+        for outbox in list(live.sockets):
+            outbox.push(text)
+
+    async def start_run(self, live: LiveSession, principal: Principal, agent: str, text: str):
+        """Store the user's message, submit its run, and follow the run in a task."""
+        # Only the new message: the agent-runner adds the session's earlier turns itself
+        # (its finished runs with this session_id), so sending them too would double them.
+        submit = RunSubmit(
+            run_id=new_run_id(),
+            tenant=principal.tenant,
+            agent=agent,
+            messages=[ChatMessage(role="user", content=text)],
+            session_id=live.session_id,
+        )
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(self.limiter.run_slot(limit_key(principal)))
+            # Entered before submitting: token deltas are not replayed to a late follower.
+            run = await stack.enter_async_context(
+                RunFollower(self.bus, submit.tenant, submit.run_id)
+            )
+            user = ChatItem(seq=1, kind="user", run_id=submit.run_id, agent=agent, content=text)
+            await self.publish(live, user)
+            await submit_run(self.bus, submit)
+            held = stack.pop_all()  # the follow task releases the slot and the follower
+        self._spawn_follow(live, submit, run, held)
+
+    def _spawn_follow(
+        self, live: LiveSession, submit: RunSubmit, run: RunFollower, held: AsyncExitStack
+    ) -> None:
+        task = asyncio.create_task(self._follow(live, submit, run, held))
+        self.follows.add(task)
+        live.runs[submit.run_id] = task
+
+        def done(_: asyncio.Task) -> None:
+            self.follows.discard(task)
+            live.runs.pop(submit.run_id, None)
+            self.release(live)
+
+        task.add_done_callback(done)
+
+    async def _follow(
+        self, live: LiveSession, submit: RunSubmit, run: RunFollower, held: AsyncExitStack
+    ) -> None:
+        async with held:
+            try:
+                async with asyncio.timeout(self.settings.run_timeout_s):
+                    async for item in run:
+                        await self._on_run_item(live, submit, item)
+            except TimeoutError:
+                await cancel_run(self.bus, submit.run_id, "timed out in the gateway")
+            except Exception:
+                log.exception("following a chat run failed", run_id=submit.run_id)
+
+    async def _on_run_item(
+        self, live: LiveSession, submit: RunSubmit, item: RunEvent | TokenDelta
+    ) -> None:
+        run_id, agent = submit.run_id, submit.agent
+        if isinstance(item, TokenDelta):
+            if item.kind == "text" and item.delta:
+                self.push_token(live, ChatToken(run_id=run_id, agent=agent, delta=item.delta))
+                # Tokens come in bursts: let the writers drain between them, so a burst
+                # alone never fills the queue of a client that does read.
+                await asyncio.sleep(0)
+            return
+        await self.publish(live, ChatItem(seq=1, kind="event", run_id=run_id, event=item))
+        if isinstance(item, RunFinished):
+            answer = ChatItem(
+                seq=1, kind="assistant", run_id=run_id, agent=agent, content=item.answer
+            )
+            await self.publish(live, answer)
+
+    async def close_sockets(self) -> None:
+        await asyncio.gather(
+            *(o.ws.close(code=WSCloseCode.GOING_AWAY) for o in list(self.sockets)),
+            return_exceptions=True,
+        )
+
+    async def stop_follows(self) -> None:
+        for task in list(self.follows):
+            task.cancel()
+        await asyncio.gather(*self.follows, return_exceptions=True)
+
+
+class SocketChat:
+    """One socket's conversation: which session it is in, and what each frame does."""
+
+    def __init__(self, hub: ChatHub, principal: Principal, outbox: Outbox) -> None:
+        self.hub = hub
+        self.principal = principal
+        self.outbox = outbox
+        self.live: LiveSession | None = None
+
+    async def on_text(self, text: str) -> None:
+        try:
+            frame = decode_client_frame(text)
+        except BadFrame as exc:
+            self.outbox.push(error_frame("invalid_request", str(exc)))
+            return
+        try:
+            await self._on_frame(frame)
+        except HttpError as error:  # a full run slot: 429 over HTTP
+            self.outbox.push(error_frame(error.code, error.message))
+        except ServiceError as error:
+            self.outbox.push(error_frame(str(error.code), error.message))
+
+    async def _on_frame(self, frame: object) -> None:
+        match frame:
+            case ChatPing():
+                self.outbox.push(encode(ChatPong()))
+            case ChatHello():
+                await self._hello(frame)
+            case ChatUserMessage():
+                await self._message(frame)
+            case ChatCancel():
+                await self._cancel(frame)
+
+    async def _hello(self, hello: ChatHello) -> None:
+        store = self.hub.store
+        if hello.session_id is None:
+            session_id = await store.create(self.principal.tenant)
+        elif await store.belongs_to(hello.session_id, self.principal.tenant):
+            session_id = hello.session_id
+        else:  # another tenant's session reads as absent: its existence is not revealed
+            self.outbox.push(error_frame("not_found", f"no session {hello.session_id!r}"))
+            return
+        await self._enter(session_id, hello.last_seq)
+
+    async def _enter(self, session_id: str, after_seq: int) -> None:
+        self.leave()
+        self.live = self.hub.live(session_id)
+        await self.hub.join(self.live, self.outbox, after_seq)
+
+    def leave(self) -> None:
+        if self.live is not None:
+            self.live.sockets.discard(self.outbox)
+            self.hub.release(self.live)
+            self.live = None
+
+    async def _message(self, message: ChatUserMessage) -> None:
+        if self.live is None:
+            await self._enter(await self.hub.store.create(self.principal.tenant), 0)
+        assert self.live is not None
+        agent, text = agent_and_content(message)
+        await self.hub.start_run(self.live, self.principal, agent, text)
+
+    async def _cancel(self, cancel: ChatCancel) -> None:
+        run_id = await self._run_to_cancel(cancel)
+        if run_id is None:
+            self.outbox.push(error_frame("not_found", "no such run in this session"))
+            return
+        await cancel_run(self.hub.bus, run_id, "cancelled by the user")
+
+    async def _run_to_cancel(self, cancel: ChatCancel) -> str | None:
+        if self.live is None:
+            return None
+        if cancel.run_id is None:
+            return self.live.latest_run()
+        known = await self.hub.store.has_run(self.live.session_id, cancel.run_id)
+        return cancel.run_id if known else None
+
+
+async def chat_socket(request: web.Request) -> web.WebSocketResponse:
+    hub = request.app[CHAT_HUB]
+    settings = hub.settings
+    # Frames over the limit: aiohttp closes the socket with 1009 (message too big).
+    ws = web.WebSocketResponse(max_msg_size=settings.max_message_bytes, heartbeat=HEARTBEAT_S)
+    await ws.prepare(request)
+    outbox = Outbox(ws, request, settings.ws_queue_frames)
+    hub.sockets.add(outbox)
+    chat = SocketChat(hub, principal_of(request), outbox)
+    try:
+        async for msg in ws:
+            if msg.type is WSMsgType.TEXT:
+                await chat.on_text(msg.data)
+            elif msg.type is WSMsgType.BINARY:
+                outbox.push(error_frame("invalid_request", "frames are JSON text, not binary"))
+    finally:
+        chat.leave()
+        hub.sockets.discard(outbox)
+        await outbox.stop()
+    return ws
+
+
+CHAT_HUB: web.AppKey[ChatHub] = web.AppKey("chat_hub", ChatHub)
+
+
+async def _chat_hub_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Imported here: app.py imports this module to add its routes.
+    from revo_chat_gateway.app import POOL
+
+    settings: GatewaySettings = app[SETTINGS]  # type: ignore[assignment]
+    hub = ChatHub(SessionStore(app[POOL]), app[BUS], app[LIMITER], settings)
+    app[CHAT_HUB] = hub
+    yield
+    # Runs go on in the agent-runner; their items are no longer stored by this replica.
+    await hub.stop_follows()
+
+
+async def _close_sockets(app: web.Application) -> None:
+    await app[CHAT_HUB].close_sockets()
+
+
+def add_routes(app: web.Application) -> None:
+    """The route, and the hub's lifetime (after the database's: it needs the pool)."""
+    app.router.add_get(WS_PATH, chat_socket)
+    app.cleanup_ctx.append(_chat_hub_ctx)
+    app.on_shutdown.append(_close_sockets)
