@@ -6,6 +6,8 @@ import asyncio
 import sys
 import urllib.request
 
+from revo_core.embedded.nats_server import NatsServer
+
 REVO = [sys.executable, "-m", "revo_cli.main"]
 
 
@@ -36,9 +38,14 @@ async def test_keys_create_prints_a_key_that_works(scripted_nats, scripted_gatew
     assert b'"tenant": "globex"' in answer and b'"role": "admin"' in answer
 
 
-async def test_keys_create_refuses_a_bad_tenant_and_a_missing_gateway(nats_server):
-    code, _, err = await revo("--nats-url", nats_server.url, "keys", "create", "--tenant", "a b")
-    assert code == 2 and "tenant" in err
+async def test_keys_create_refuses_a_bad_tenant_and_a_missing_gateway(revo_tmp):
+    # A NATS of its own: other tests start gateways on the shared ones.
+    server = NatsServer(revo_tmp / "nats-no-gateway").start()
+    try:
+        code, _, err = await revo("--nats-url", server.url, "keys", "create", "--tenant", "a b")
+        assert code == 2 and "tenant" in err
 
-    code, _, err = await revo("--nats-url", nats_server.url, "keys", "create", "--tenant", "ok")
-    assert code == 2 and "no chat-gateway answers" in err
+        code, _, err = await revo("--nats-url", server.url, "keys", "create", "--tenant", "ok")
+        assert code == 2 and "no chat-gateway answers" in err
+    finally:
+        server.stop()

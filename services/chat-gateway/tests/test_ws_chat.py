@@ -264,32 +264,6 @@ def slow_gateway(scripted_nats, scripted_runner, gateway_factory):
     )
 
 
-async def test_a_client_that_never_reads_is_closed_and_its_session_goes_on(
-    slow_gateway, scripted_gateway, scripted_bus, key, tenant, answers, http
-):
-    sock = await _raw_socket(slow_gateway.http_port, key)
-    frame = _client_frame({"type": "message", "content": BIG_MESSAGE})
-    await _send(sock, frame)
-    start = await _read_until(sock, re.compile(rb'"session_id":"([^"]+)"'))
-    session_id = re.search(rb'"session_id":"([^"]+)"', start).group(1).decode()
-    for _ in range(MESSAGES - 1):
-        if not await _send(sock, frame):
-            break  # closed already
-    await _until_runs_stop_coming(scripted_bus, tenant, session_id)
-
-    async with asyncio.timeout(FRAME_TIMEOUT_S):  # the gateway closed it: EOF comes
-        received = await _read_to_end(sock)
-    sock.close()
-
-    assert len(received) < len(BIG_MESSAGE) * MESSAGES  # it was not sent everything
-    async with http.ws_connect(ws_url(scripted_gateway, key)) as ws:
-        await ws.send_json({"type": "hello", "session_id": session_id})
-        session = await ws.receive_json(timeout=FRAME_TIMEOUT_S)
-        stored = await frames_until(ws, lambda f: f.get("seq") == session["last_seq"])
-    assert [item["seq"] for item in items(stored)] == list(range(1, session["last_seq"] + 1))
-    assert items(stored)[0]["content"] == BIG_MESSAGE
-
-
 async def _until_runs_stop_coming(bus, tenant: str, session_id: str) -> None:
     """Until the gateway has taken every message it will take (no new run for a second)."""
     wanted = RunListRequest(tenant=tenant, session_id=session_id, limit=MESSAGES)
