@@ -169,6 +169,25 @@ def runner_env(
     return env
 
 
+def launch(
+    processes: list[ServiceProcess], module: str, port: int, env: dict, base: Path, name: str
+) -> ServiceProcess:
+    """Start a service process, remember it for `stop_all`, and wait until it is ready."""
+    process = ServiceProcess(module, port, env, base / "logs" / f"{name}.log").start()
+    processes.append(process)
+    try:
+        process.wait_ready(60)
+    except Exception:
+        process.stop(timeout=5)
+        raise
+    return process
+
+
+def stop_all(processes: list[ServiceProcess]) -> None:
+    for process in processes:
+        process.stop(timeout=10)
+
+
 class RunnerFactory:
     """Starts agent-runner processes for a test and stops whatever is left at the end."""
 
@@ -191,20 +210,10 @@ class RunnerFactory:
             self.otlp_endpoint,
         )
         env.update(overrides)
-        process = ServiceProcess(
-            "revo_agent_runner", port, env, self.base / "logs" / f"{runner_id}.log"
-        ).start()
-        self.processes.append(process)
-        try:
-            process.wait_ready(60)
-        except Exception:
-            process.stop(timeout=5)
-            raise
-        return process
+        return launch(self.processes, "revo_agent_runner", port, env, self.base, runner_id)
 
     def stop_all(self) -> None:
-        for process in self.processes:
-            process.stop(timeout=10)
+        stop_all(self.processes)
 
 
 @pytest.fixture(scope="session")
@@ -278,20 +287,10 @@ class GatewayFactory:
         if self.otlp_endpoint:
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.otlp_endpoint
         env.update(overrides)
-        process = ServiceProcess(
-            "revo_chat_gateway", port, env, self.base / "logs" / f"{name}.log"
-        ).start()
-        self.processes.append(process)
-        try:
-            process.wait_ready(60)
-        except Exception:
-            process.stop(timeout=5)
-            raise
-        return process
+        return launch(self.processes, "revo_chat_gateway", port, env, self.base, name)
 
     def stop_all(self) -> None:
-        for process in self.processes:
-            process.stop(timeout=10)
+        stop_all(self.processes)
 
 
 @pytest.fixture(scope="session")
