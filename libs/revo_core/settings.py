@@ -24,3 +24,14 @@ class ServiceSettings(BaseSettings):
     log_json: bool | None = None
     # Seconds that SIGTERM waits for in-flight work before cancelling it.
     drain_grace_s: float = 30.0
+
+
+def database_url_field(env_prefix: str):
+    """`database_url` of a service that keeps state: `DATABASE_URL`, `REVO_DATABASE_URL` or
+    the service's own `<prefix>DATABASE_URL` (the Helm chart sets that one)."""
+    return Field(
+        default="postgresql://postgres@127.0.0.1:5433/postgres",
+        validation_alias=AliasChoices(
+            "DATABASE_URL", "REVO_DATABASE_URL", f"{env_prefix}DATABASE_URL"
+        ),
+    )

@@ -7,10 +7,10 @@ import socket
 import tempfile
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from revo_core.settings import ServiceSettings
+from revo_core.settings import ServiceSettings, database_url_field
 
 DEFAULT_AGENTS_FILE = Path(__file__).with_name("agents.yaml")
 
@@ -23,12 +23,7 @@ class AgentRunnerSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="REVO_AGENT_RUNNER_", extra="ignore")
 
     http_port: int = 8102
-    database_url: str = Field(
-        default="postgresql://postgres@127.0.0.1:5433/postgres",
-        validation_alias=AliasChoices(
-            "DATABASE_URL", "REVO_DATABASE_URL", "REVO_AGENT_RUNNER_DATABASE_URL"
-        ),
-    )
+    database_url: str = database_url_field("REVO_AGENT_RUNNER_")
     agents_file: Path = DEFAULT_AGENTS_FILE
     # Runs executed at once by this replica; more wait in the RUNS stream.
     max_concurrent_runs: int = 8

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
-from revo_core.settings import ServiceSettings
+from revo_core.settings import ServiceSettings, database_url_field
 
 
 class GatewaySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="REVO_CHAT_GATEWAY_", extra="ignore")
 
     http_port: int = 8080
-    database_url: str = Field(
-        default="postgresql://postgres@127.0.0.1:5433/postgres",
-        validation_alias=AliasChoices(
-            "DATABASE_URL", "REVO_DATABASE_URL", "REVO_CHAT_GATEWAY_DATABASE_URL"
-        ),
-    )
+    database_url: str = database_url_field("REVO_CHAT_GATEWAY_")
     # JWT bearer tokens: HS256 with this secret, and/or RS256 with this PEM public key.
     # Neither set: only API keys are accepted.
     jwt_secret: str | None = None
