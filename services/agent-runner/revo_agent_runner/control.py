@@ -51,8 +51,14 @@ class Controls:
 
     async def _apply(self, msg: Msg) -> None:
         control = _decode(msg)
+        if control is None:
+            return
         run = self.runner.active.get(_run_id(msg))
-        if control is None or run is None:
+        if run is None:
+            # Not here, or being claimed right now: a cancel applies if it is claimed here.
+            # (An answer needs no such care: the run only waits for one once it is held.)
+            if isinstance(control, Cancel):
+                self.runner.pending_cancels.keep(_run_id(msg), control.reason)
             return
         if isinstance(control, Cancel):
             run.cancel(control.reason)

@@ -100,11 +100,11 @@ class RunExecutor:
     async def _agent_run(self, run: ActiveRun, claim: Claim, run_log: RunLog) -> None:
         submit = run.submit
         controls = await self.store.controls(submit.run_id) if claim.has_controls else []
-        cancels = [c for c in controls if isinstance(c, Cancel)]
+        cancels = [c.reason for c in controls if isinstance(c, Cancel)]
+        if run.cancel_reason is not None:  # a cancel that came while it was being claimed
+            cancels.insert(0, run.cancel_reason)
         if cancels:
-            await run_log.emit(
-                RunCancelled, reason=cancels[0].reason or "cancelled before it started"
-            )
+            await run_log.emit(RunCancelled, reason=cancels[0] or "cancelled before it started")
             return
         if claim.attempt > self.settings.max_attempts:
             await run_log.emit(

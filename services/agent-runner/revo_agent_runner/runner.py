@@ -23,6 +23,7 @@ from revo_agent_runner.agents import AgentSpec
 from revo_agent_runner.claims import Claims
 from revo_agent_runner.event_writer import EventWriter
 from revo_agent_runner.execution import ActiveRun, RunExecutor
+from revo_agent_runner.pending_cancels import PendingCancels
 from revo_agent_runner.settings import AgentRunnerSettings
 from revo_agent_runner.store import Claim, RunStore
 from revo_contracts import subjects
@@ -58,6 +59,7 @@ class Runner:
         self.executor = RunExecutor(bus, store, writer, agents, settings)
         self.settings = settings
         self.active: dict[str, ActiveRun] = {}
+        self.pending_cancels = PendingCancels()
         self._taken = 0
         self._deliveries: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
@@ -172,6 +174,7 @@ class Runner:
             await self._refused(submit, msg, claim)
             return
         run = ActiveRun(submit=submit, msg=msg)
+        run.cancel_reason = self.pending_cancels.take(submit.run_id)
         self.active[submit.run_id] = run
         metrics.ACTIVE_RUNS.inc()
         started = time.perf_counter()
