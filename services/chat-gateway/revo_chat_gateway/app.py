@@ -8,7 +8,7 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 
-from revo_chat_gateway import openai_api, runs_api, whoami, ws_chat
+from revo_chat_gateway import openai_api, runs_api, sessions_api, whoami, ws_chat
 from revo_chat_gateway.auth import AUTHENTICATOR, LIMITER, Authenticator, auth_middleware
 from revo_chat_gateway.http_tracing import tracing_middleware
 from revo_chat_gateway.keys import KeyStore
@@ -45,6 +45,7 @@ def add_api_routes(app: web.Application) -> None:
     whoami.add_routes(app)
     openai_api.add_routes(app)
     runs_api.add_routes(app)
+    sessions_api.add_routes(app)
     ws_chat.add_routes(app)
 
 

@@ -28,3 +28,4 @@ CREATE TABLE IF NOT EXISTS gateway.session_items (
     created_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (session_id, seq)
 );
+CREATE INDEX IF NOT EXISTS sessions_tenant_created ON gateway.sessions (tenant, created_at DESC);

@@ -8,6 +8,8 @@ session on several replicas never take the same seq.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 import msgspec
@@ -15,6 +17,16 @@ import msgspec
 from revo_contracts.chat import ChatItem
 
 _item_decoder = msgspec.json.Decoder(ChatItem)
+TITLE_CHARS = 80
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    session_id: str
+    title: str | None  # the first user message, cut to TITLE_CHARS
+    created_at: datetime
+    updated_at: datetime  # when its latest item was stored
+    last_seq: int
 
 
 class SessionStore:
@@ -35,6 +47,27 @@ class SessionStore:
             "SELECT tenant FROM gateway.sessions WHERE session_id = $1", session_id
         )
         return owner == tenant
+
+    async def of_tenant(self, tenant: str, limit: int) -> list[SessionSummary]:
+        """The tenant's sessions with items, the most recently active first (a session
+        opened but never written to is left out)."""
+        rows = await self.pool.fetch(
+            "SELECT s.session_id, s.created_at, "
+            "  latest.seq AS last_seq, latest.created_at AS updated_at, "
+            "  left(first_user.body->>'content', $3) AS title "
+            "FROM gateway.sessions s "
+            "JOIN LATERAL (SELECT seq, created_at FROM gateway.session_items i "
+            "  WHERE i.session_id = s.session_id ORDER BY seq DESC LIMIT 1) latest ON true "
+            "LEFT JOIN LATERAL (SELECT body FROM gateway.session_items i "
+            "  WHERE i.session_id = s.session_id AND kind = 'user' "
+            "  ORDER BY seq LIMIT 1) first_user ON true "
+            "WHERE s.tenant = $1 "
+            "ORDER BY updated_at DESC, s.session_id LIMIT $2",
+            tenant,
+            limit,
+            TITLE_CHARS,
+        )
+        return [SessionSummary(**dict(row)) for row in rows]
 
     async def append(self, session_id: str, item: ChatItem) -> ChatItem:
         """Store the item as the session's next one; returns it with its seq."""

@@ -55,9 +55,15 @@ def openai_client(gateway, key: str):
 
 @contextmanager
 def scripted_default(model, script) -> Iterator[None]:
-    """Every run without its own script plays `script` (the gateway picks the run ids)."""
+    """Every run without its own script plays `script` (the gateway picks the run ids).
+
+    On the way out every gate of the script opens: a test that failed mid-way leaves no
+    run waiting on the model that all tests share."""
     model.default = script
     try:
         yield
     finally:
         model.default = None
+        for reply in [*script.replies, *script.retries.values(), script.forever]:
+            if reply is not None and reply.gate is not None:
+                reply.gate.set()

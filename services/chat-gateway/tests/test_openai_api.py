@@ -179,6 +179,29 @@ async def test_a_bad_body_is_400_naming_what_is_wrong(scripted_gateway, key):
             assert said in body["error"]["message"], (raw, body)
 
 
+async def test_a_client_that_goes_away_mid_stream_cancels_its_run(
+    scripted_gateway, scripted_bus, key, scripted_model
+):
+    gate = asyncio.Event()
+    url = f"{base_url(scripted_gateway)}/v1/chat/completions"
+    body = {"model": "revo/chatty", "messages": MESSAGES, "stream": True}
+    tenant = (await asyncio.to_thread(_whoami, scripted_gateway, key))["tenant"]
+
+    with scripted_default(scripted_model, Script([Reply(text="never sent", gate=gate)])):
+        try:
+            async with (
+                aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as session,
+                session.post(url, json=body) as response,
+            ):
+                run_id = response.headers["X-Revo-Run-Id"]
+                await response.content.readline()  # the role chunk: the run is on
+            status = await _status_when_ended(scripted_bus, run_id, tenant)
+        finally:
+            gate.set()
+
+    assert status == "cancelled"
+
+
 async def _status_when_ended(bus, run_id: str, tenant: str, within_s: float = 15) -> str:
     async with asyncio.timeout(within_s):
         while True:

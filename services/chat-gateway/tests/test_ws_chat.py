@@ -143,6 +143,23 @@ async def test_a_client_that_reconnects_gets_exactly_the_items_it_missed(
     assert missed[-1]["content"] == ANSWER
 
 
+async def test_cancel_stops_the_session_s_running_run(scripted_gateway, scripted_model, key, http):
+    gate = asyncio.Event()
+    with scripted_default(scripted_model, Script([Reply(text=ANSWER, gate=gate)])):
+        try:
+            async with http.ws_connect(ws_url(scripted_gateway, key)) as ws:
+                await ws.send_json({"type": "message", "content": "Say hello"})
+                # Right after the run's first event, before a runner may hold it.
+                await frames_until(ws, lambda f: f.get("kind") == "event")
+                await ws.send_json({"type": "cancel"})
+                frames = await frames_until(ws, lambda f: f.get("event", {}).get("type") in ENDED)
+        finally:
+            gate.set()  # a failed test leaves no run waiting on the shared model
+
+    assert frames[-1]["event"]["type"] == "cancelled"
+    assert not any(is_answer(f) for f in frames)
+
+
 async def test_cancel_without_a_run_is_not_found(scripted_gateway, key, http):
     async with http.ws_connect(ws_url(scripted_gateway, key)) as ws:
         await ws.send_json({"type": "cancel", "run_id": "r0000000000"})
@@ -179,6 +196,40 @@ async def test_another_tenant_s_session_reads_as_absent(
 
     assert error["type"] == "error" and error["code"] == "not_found"
     assert pong == {"type": "pong"}
+
+
+async def test_sessions_lists_the_tenant_s_sessions_with_titles_newest_first(
+    scripted_gateway, scripted_bus, key, answers, http
+):
+    opened = []
+    for first in ("first chat", "second chat " + "x" * 100):
+        async with http.ws_connect(ws_url(scripted_gateway, key)) as ws:
+            await ws.send_json({"type": "message", "content": first})
+            opened.append((await frames_until(ws, is_answer))[0]["session_id"])
+    async with http.ws_connect(ws_url(scripted_gateway, key)) as ws:  # never written to
+        await ws.send_json({"type": "hello"})
+        await ws.receive_json(timeout=FRAME_TIMEOUT_S)
+    stranger = await create_api_key(scripted_bus, f"t{uuid.uuid4().hex[:8]}")
+
+    listed = await _get_json(http, scripted_gateway, "/v1/sessions", key)
+    limited = await _get_json(http, scripted_gateway, "/v1/sessions?limit=1", key)
+    of_stranger = await _get_json(http, scripted_gateway, "/v1/sessions", stranger)
+    bad_limit = await _get_json(http, scripted_gateway, "/v1/sessions?limit=0", key)
+
+    sessions = listed[1]["data"]
+    assert [s["id"] for s in sessions] == opened[::-1]
+    assert sessions[1]["title"] == "first chat"
+    assert sessions[0]["title"] == ("second chat " + "x" * 100)[:80]
+    assert all(s["last_seq"] >= 3 and s["updated_at"] >= s["created_at"] for s in sessions)
+    assert [s["id"] for s in limited[1]["data"]] == opened[-1:]
+    assert of_stranger == (200, {"object": "list", "data": []})
+    assert bad_limit[0] == 400 and bad_limit[1]["error"]["code"] == "invalid_request"
+
+
+async def _get_json(http, gateway, path: str, key: str) -> tuple[int, dict]:
+    headers = {"Authorization": f"Bearer {key}"}
+    async with http.get(base_url(gateway) + path, headers=headers) as response:
+        return response.status, await response.json()
 
 
 @pytest.mark.parametrize(
@@ -248,6 +299,33 @@ def slow_gateway(scripted_nats, scripted_runner, gateway_factory):
         REVO_CHAT_GATEWAY_WS_QUEUE_FRAMES="16",
         REVO_CHAT_GATEWAY_MAX_CONCURRENT_RUNS="1000",
     )
+
+
+async def test_a_client_that_never_reads_is_closed_and_its_session_goes_on(
+    slow_gateway, scripted_gateway, scripted_bus, key, tenant, answers, http
+):
+    sock = await _raw_socket(slow_gateway.http_port, key)
+    frame = _client_frame({"type": "message", "content": BIG_MESSAGE})
+    await _send(sock, frame)
+    start = await _read_until(sock, re.compile(rb'"session_id":"([^"]+)"'))
+    session_id = re.search(rb'"session_id":"([^"]+)"', start).group(1).decode()
+    async with asyncio.timeout(FRAME_TIMEOUT_S * 2):  # a gateway that stops reading fails
+        for _ in range(MESSAGES - 1):
+            if not await _send(sock, frame):
+                break  # closed already
+    await _until_runs_stop_coming(scripted_bus, tenant, session_id)
+
+    async with asyncio.timeout(FRAME_TIMEOUT_S):  # the gateway closed it: EOF comes
+        received = await _read_to_end(sock)
+    sock.close()
+
+    assert len(received) < len(BIG_MESSAGE) * MESSAGES  # it was not sent everything
+    async with http.ws_connect(ws_url(scripted_gateway, key)) as ws:
+        await ws.send_json({"type": "hello", "session_id": session_id})
+        session = await ws.receive_json(timeout=FRAME_TIMEOUT_S)
+        stored = await frames_until(ws, lambda f: f.get("seq") == session["last_seq"])
+    assert [item["seq"] for item in items(stored)] == list(range(1, session["last_seq"] + 1))
+    assert items(stored)[0]["content"] == BIG_MESSAGE
 
 
 async def _until_runs_stop_coming(bus, tenant: str, session_id: str) -> None:

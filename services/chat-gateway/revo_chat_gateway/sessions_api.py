@@ -1,0 +1,45 @@
+"""`GET /v1/sessions`: the caller's tenant's chat sessions, the most recently active first."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from revo_chat_gateway.auth import principal_of
+from revo_chat_gateway.http_errors import HttpError
+from revo_chat_gateway.sessions import SessionStore, SessionSummary
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+
+async def list_sessions(request: web.Request) -> web.Response:
+    from revo_chat_gateway.app import POOL  # app.py imports this module for its routes
+
+    limit = _limit(request.query.get("limit"))
+    store = SessionStore(request.app[POOL])
+    sessions = await store.of_tenant(principal_of(request).tenant, limit)
+    return web.json_response({"object": "list", "data": [_as_json(s) for s in sessions]})
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise HttpError(
+            400, f"limit must be a whole number from 1 to {MAX_LIMIT}", "invalid_request"
+        )
+    return int(raw)
+
+
+def _as_json(session: SessionSummary) -> dict:
+    return {
+        "id": session.session_id,
+        "title": session.title,
+        "created_at": session.created_at.isoformat(),
+        "updated_at": session.updated_at.isoformat(),
+        "last_seq": session.last_seq,
+    }
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/sessions", list_sessions)
