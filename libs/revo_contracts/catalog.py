@@ -21,6 +21,9 @@ MESSAGES: tuple[type[msgspec.Struct], ...] = (
     runs.RunListResponse,
     runs.RunGetRequest,
     runs.RunDetail,
+    runs.AgentListRequest,
+    runs.AgentListResponse,
+    runs.AgentInfo,
     inference.ChatRequest,
     inference.ChatChunk,
     inference.EmbedRequest,
@@ -131,6 +134,13 @@ CHANNELS: tuple[Channel, ...] = (
         description="One run with its event log (request/reply, queue group 'agent-runner').",
         sends="RunGetRequest",
         replies=("RunDetail", "Error"),
+    ),
+    Channel(
+        address=subjects.RUNS_AGENTS,
+        description="The agents the agent-runner runs, with their descriptions and tools "
+        "(request/reply, queue group 'agent-runner'; the gateway's /v1/models).",
+        sends="AgentListRequest",
+        replies=("AgentListResponse", "Error"),
     ),
     Channel(
         address="/v1/ws",

@@ -202,3 +202,19 @@ class RunGetRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
 class RunDetail(msgspec.Struct, kw_only=True):
     run: RunSummary
     events: list[RunEvent]
+
+
+class AgentListRequest(msgspec.Struct, kw_only=True):
+    pass
+
+
+class AgentInfo(msgspec.Struct, kw_only=True):
+    name: str
+    description: str
+    tools: list[str]  # its opening calls' tools first, then those its model may call
+
+
+class AgentListResponse(msgspec.Struct, kw_only=True):
+    """The agents the agent-runner runs (from its agents file), by name."""
+
+    agents: list[AgentInfo]

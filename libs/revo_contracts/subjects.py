@@ -21,6 +21,7 @@ RUNS_SUBMIT_ALL = "runs.submit.>"
 RUNS_CONTROL_ALL = "runs.control.*"
 RUNS_LIST = "runs.api.list"
 RUNS_GET = "runs.api.get"
+RUNS_AGENTS = "runs.api.agents"
 AGENT_RUNNER_QUEUE_GROUP = "agent-runner"
 
 GATEWAY_KEYS_CREATE = "gateway.keys.create"

@@ -19,6 +19,8 @@ from nats.js.api import DeliverPolicy
 from revo_contracts import subjects
 from revo_contracts.runs import (
     TERMINAL_EVENT_TYPES,
+    AgentListRequest,
+    AgentListResponse,
     Answer,
     Cancel,
     ControlAck,
@@ -154,6 +156,10 @@ async def _control(bus: Bus, run_id: str, control: Any, timeout: float) -> Contr
         return await bus.request(subjects.runs_control(run_id), control, ControlAck, timeout)
     except RequestTimeout:
         return None
+
+
+async def list_agents(bus: Bus, timeout: float = 5.0) -> AgentListResponse:
+    return await bus.request(subjects.RUNS_AGENTS, AgentListRequest(), AgentListResponse, timeout)
 
 
 async def list_runs(bus: Bus, request: RunListRequest, timeout: float = 5.0) -> RunListResponse:

@@ -1,15 +1,34 @@
-"""`runs.api.list` and `runs.api.get`: runs and their event logs, read from Postgres."""
+"""`runs.api.list`, `runs.api.get` (runs and their event logs, read from Postgres) and
+`runs.api.agents` (the agents this runner runs)."""
 
 from __future__ import annotations
 
+from revo_agent_runner.agents import AgentSpec
 from revo_agent_runner.store import RunStore
-from revo_contracts.runs import RunDetail, RunGetRequest, RunListRequest, RunListResponse
+from revo_contracts.runs import (
+    AgentInfo,
+    AgentListRequest,
+    AgentListResponse,
+    RunDetail,
+    RunGetRequest,
+    RunListRequest,
+    RunListResponse,
+)
 from revo_core.errors import NotFound
 
 
 class RunsApi:
-    def __init__(self, store: RunStore) -> None:
+    def __init__(self, store: RunStore, agents: dict[str, AgentSpec]) -> None:
         self.store = store
+        self._agents = AgentListResponse(
+            agents=[
+                AgentInfo(name=name, description=spec.description, tools=tools_of(spec))
+                for name, spec in sorted(agents.items())
+            ]
+        )
+
+    async def agents(self, _: AgentListRequest) -> AgentListResponse:
+        return self._agents
 
     async def list(self, request: RunListRequest) -> RunListResponse:
         return RunListResponse(runs=await self.store.list(request))
@@ -22,3 +41,9 @@ class RunsApi:
         return RunDetail(
             run=summary, events=await self.store.events(request.run_id, request.after_seq)
         )
+
+
+def tools_of(agent: AgentSpec) -> list[str]:
+    """Every tool the agent uses: its opening calls' and those the model may call."""
+    opening = [call.tool for call in agent.opening]
+    return list(dict.fromkeys([*opening, *agent.tools]))

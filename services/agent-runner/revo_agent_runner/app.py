@@ -17,7 +17,7 @@ from revo_agent_runner.runner import Runner
 from revo_agent_runner.settings import AgentRunnerSettings
 from revo_agent_runner.store import RunStore
 from revo_contracts import subjects
-from revo_contracts.runs import RunGetRequest, RunListRequest
+from revo_contracts.runs import AgentListRequest, RunGetRequest, RunListRequest
 from revo_core.db import DatabaseWatch, apply_schema, connect_pool
 from revo_core.endpoints import Endpoints
 from revo_core.jetstream import ensure_streams
@@ -59,12 +59,13 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
     writer.start()
     runner = Runner(bus, store, writer, agents, settings)
     controls = Controls(runner, store)
-    api = RunsApi(store)
+    api = RunsApi(store, agents)
     endpoints = Endpoints(bus, "agent_runner", description="Runs of agents: list, show")
     await endpoints.start()
     group = subjects.AGENT_RUNNER_QUEUE_GROUP
     await endpoints.add("list", subjects.RUNS_LIST, RunListRequest, api.list, group)
     await endpoints.add("get", subjects.RUNS_GET, RunGetRequest, api.get, group)
+    await endpoints.add("agents", subjects.RUNS_AGENTS, AgentListRequest, api.agents, group)
     await controls.start()
     await runner.start()
     log.info(

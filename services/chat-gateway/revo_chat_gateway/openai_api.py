@@ -15,6 +15,7 @@ import msgspec
 from aiohttp import web
 from msgspec import Meta
 
+from revo_chat_gateway.agent_catalog import AgentCatalog
 from revo_chat_gateway.auth import LIMITER, limit_key, principal_of
 from revo_chat_gateway.http_errors import HttpError
 from revo_chat_gateway.openai_stream import Completion, answer_as_json, answer_as_stream
@@ -25,10 +26,6 @@ from revo_core.service import BUS, SETTINGS
 
 MODEL_PREFIX = "revo/"
 DEFAULT_AGENT = "assistant"
-# The agent-runner does not publish its agents yet (no NATS endpoint for it); until it
-# does, /v1/models lists these, and completions accept any `revo/<name>` (an unknown one
-# ends its run `not_found`, answered 404).
-DEFAULT_AGENTS = ("assistant", "code-analyst")
 _AGENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -68,9 +65,18 @@ _body_decoder = msgspec.json.Decoder(ChatCompletionBody)
 
 
 async def list_models(request: web.Request) -> web.Response:
+    """Each agent of the agent-runner as a model `revo/<agent>` (a completion naming an
+    agent that is not there ends its run `not_found`, answered 404)."""
     data = [
-        {"id": f"{MODEL_PREFIX}{agent}", "object": "model", "created": 0, "owned_by": "revo"}
-        for agent in DEFAULT_AGENTS
+        {
+            "id": f"{MODEL_PREFIX}{agent.name}",
+            "object": "model",
+            "created": 0,
+            "owned_by": "revo",
+            "description": agent.description,
+            "tools": agent.tools,
+        }
+        for agent in await request.app[AGENT_CATALOG].agents()
     ]
     return web.json_response({"object": "list", "data": data})
 
@@ -140,6 +146,14 @@ def text_of(content: str | list[TextPart] | None) -> str:
     return "".join(part.text for part in content if part.type == "text")
 
 
+AGENT_CATALOG: web.AppKey[AgentCatalog] = web.AppKey("agent_catalog", AgentCatalog)
+
+
+async def _catalog_on_startup(app: web.Application) -> None:
+    app[AGENT_CATALOG] = AgentCatalog(app[BUS])
+
+
 def add_routes(app: web.Application) -> None:
+    app.on_startup.append(_catalog_on_startup)
     app.router.add_get("/v1/models", list_models)
     app.router.add_post("/v1/chat/completions", chat_completions)

@@ -8,9 +8,10 @@ import uuid
 import aiohttp
 import openai
 import pytest
-from gateway_testkit import base_url, http, openai_client, scripted_default
+from gateway_testkit import base_url, hs256_token, http, openai_client, scripted_default
 
 from revo_contracts.runs import RunGetRequest
+from revo_core.embedded.nats_server import NatsServer
 from revo_core.runs import get_run
 from revo_core.testing.fixtures import create_api_key
 from revo_core.testing.scripted_model import Reply, Script, call, text
@@ -33,9 +34,31 @@ def answers(scripted_model):
 async def test_models_lists_each_agent_as_a_revo_model(scripted_gateway, key):
     models = await openai_client(scripted_gateway, key).models.list()
 
+    # The runner's agents file: the service's own agents and the test agents.
     ids = [model.id for model in models.data]
-    assert ids == ["revo/assistant", "revo/code-analyst"]
+    assert ids == [f"revo/{name}" for name in AGENTS_OF_THE_TEST_RUNNER]
     assert all(model.owned_by == "revo" and model.object == "model" for model in models.data)
+    analyst = next(model for model in models.data if model.id == "revo/code-analyst")
+    assert "run_linter" in analyst.model_extra["tools"]
+
+
+AGENTS_OF_THE_TEST_RUNNER = ["assistant", "chatty", "code-analyst", "hasty", "scripted"]
+
+
+async def test_models_without_any_agent_runner_is_503(revo_tmp, gateway_factory):
+    # A NATS of its own: other tests start runners on the shared ones.
+    server = NatsServer(revo_tmp / "nats-no-runner").start()
+    try:
+        gateway = await asyncio.to_thread(gateway_factory.start, server.url, "gateway-alone")
+        status, _, body = await asyncio.to_thread(
+            http, "GET", f"{base_url(gateway)}/v1/models", hs256_token()
+        )
+        await asyncio.to_thread(gateway.stop)
+    finally:
+        server.stop()
+
+    assert status == 503, body
+    assert "no agent-runner" in body["error"]["message"]
 
 
 async def test_a_completion_answers_with_the_run_s_answer(scripted_gateway, key, answers):
