@@ -8,7 +8,15 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 
-from revo_chat_gateway import openai_api, runs_api, sessions_api, web_page, whoami, ws_chat
+from revo_chat_gateway import (
+    openai_api,
+    openapi,
+    runs_api,
+    sessions_api,
+    web_page,
+    whoami,
+    ws_chat,
+)
 from revo_chat_gateway.auth import AUTHENTICATOR, LIMITER, Authenticator, auth_middleware
 from revo_chat_gateway.http_tracing import tracing_middleware
 from revo_chat_gateway.keys import KeyStore
@@ -48,6 +56,7 @@ def add_api_routes(app: web.Application) -> None:
     sessions_api.add_routes(app)
     ws_chat.add_routes(app)
     web_page.add_routes(app)
+    openapi.add_routes(app)
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Annotated, Literal
 
 import msgspec
 from aiohttp import web
-from msgspec import Meta
 
 from revo_chat_gateway.agent_catalog import AgentCatalog
 from revo_chat_gateway.auth import LIMITER, limit_key, principal_of
 from revo_chat_gateway.http_errors import HttpError
 from revo_chat_gateway.openai_stream import Completion, answer_as_json, answer_as_stream
+from revo_contracts.gateway_http import (
+    ChatCompletionBody,
+    ModelEntry,
+    ModelList,
+    RequestMessage,
+    TextPart,
+)
 from revo_contracts.inference import ChatMessage
 from revo_contracts.runs import RunSubmit
 from revo_core.runs import RunFollower, new_run_id, submit_run
@@ -29,38 +34,6 @@ DEFAULT_AGENT = "assistant"
 _AGENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
-class TextPart(msgspec.Struct, kw_only=True):
-    """One part of a multi-part `content`; only text parts carry meaning for our agents."""
-
-    type: str
-    text: str = ""
-
-
-class RequestMessage(msgspec.Struct, kw_only=True):
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[TextPart] | None = None
-    name: str | None = None
-    tool_call_id: str | None = None
-
-
-class StreamOptions(msgspec.Struct, kw_only=True):
-    include_usage: bool = False
-
-
-class ChatCompletionBody(msgspec.Struct, kw_only=True):
-    """The fields of OpenAI's request the gateway reads; unknown ones are ignored.
-
-    max_tokens and temperature are accepted but each agent's definition decides them."""
-
-    messages: Annotated[list[RequestMessage], Meta(min_length=1)]
-    model: str = "auto"
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    max_tokens: int | None = None
-    temperature: float | None = None
-    user: str | None = None
-
-
 _body_decoder = msgspec.json.Decoder(ChatCompletionBody)
 
 
@@ -68,17 +41,12 @@ async def list_models(request: web.Request) -> web.Response:
     """Each agent of the agent-runner as a model `revo/<agent>` (a completion naming an
     agent that is not there ends its run `not_found`, answered 404)."""
     data = [
-        {
-            "id": f"{MODEL_PREFIX}{agent.name}",
-            "object": "model",
-            "created": 0,
-            "owned_by": "revo",
-            "description": agent.description,
-            "tools": agent.tools,
-        }
+        ModelEntry(
+            id=f"{MODEL_PREFIX}{agent.name}", description=agent.description, tools=agent.tools
+        )
         for agent in await request.app[AGENT_CATALOG].agents()
     ]
-    return web.json_response({"object": "list", "data": data})
+    return web.json_response(msgspec.to_builtins(ModelList(data=data)))
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from revo_chat_gateway.auth import principal_of
 from revo_chat_gateway.http_errors import HttpError
+from revo_contracts.gateway_http import CancelResult
 from revo_contracts.runs import RunDetail, RunGetRequest, RunListRequest
 from revo_core.runs import cancel_run, get_run, list_runs
 from revo_core.service import BUS
@@ -41,13 +42,12 @@ async def cancel_tenant_run(request: web.Request) -> web.Response:
     detail = await tenant_run(request)  # first: a 404 for another tenant's run
     ack = await cancel_run(request.app[BUS], detail.run.run_id, "cancelled through the API")
     # No acknowledgement: no runner holds the run now (queued, or already ended).
-    return web.json_response(
-        {
-            "run_id": detail.run.run_id,
-            "accepted": bool(ack and ack.accepted),
-            "status": ack.status if ack else detail.run.status,
-        }
+    result = CancelResult(
+        run_id=detail.run.run_id,
+        accepted=bool(ack and ack.accepted),
+        status=ack.status if ack else detail.run.status,
     )
+    return web.json_response(msgspec.to_builtins(result))
 
 
 async def tenant_run(request: web.Request) -> RunDetail:

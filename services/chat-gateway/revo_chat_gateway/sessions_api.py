@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import msgspec
 from aiohttp import web
 
 from revo_chat_gateway.auth import principal_of
 from revo_chat_gateway.http_errors import HttpError
 from revo_chat_gateway.sessions import SessionStore, SessionSummary
+from revo_contracts.gateway_http import SessionInfo, SessionList
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -18,7 +20,8 @@ async def list_sessions(request: web.Request) -> web.Response:
     limit = _limit(request.query.get("limit"))
     store = SessionStore(request.app[POOL])
     sessions = await store.of_tenant(principal_of(request).tenant, limit)
-    return web.json_response({"object": "list", "data": [_as_json(s) for s in sessions]})
+    listed = SessionList(data=[_as_info(s) for s in sessions])
+    return web.json_response(msgspec.to_builtins(listed))
 
 
 def _limit(raw: str | None) -> int:
@@ -31,14 +34,14 @@ def _limit(raw: str | None) -> int:
     return int(raw)
 
 
-def _as_json(session: SessionSummary) -> dict:
-    return {
-        "id": session.session_id,
-        "title": session.title,
-        "created_at": session.created_at.isoformat(),
-        "updated_at": session.updated_at.isoformat(),
-        "last_seq": session.last_seq,
-    }
+def _as_info(session: SessionSummary) -> SessionInfo:
+    return SessionInfo(
+        id=session.session_id,
+        title=session.title,
+        created_at=session.created_at.isoformat(),
+        updated_at=session.updated_at.isoformat(),
+        last_seq=session.last_seq,
+    )
 
 
 def add_routes(app: web.Application) -> None:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import msgspec
 from aiohttp import web
 
 from revo_chat_gateway.auth import principal_of
+from revo_contracts.gateway_http import Whoami
 
 
 async def whoami(request: web.Request) -> web.Response:
     principal = principal_of(request)
-    return web.json_response(
-        {"tenant": principal.tenant, "role": principal.role, "via": principal.via}
-    )
+    who = Whoami(tenant=principal.tenant, role=principal.role, via=principal.via)
+    return web.json_response(msgspec.to_builtins(who))
 
 
 def add_routes(app: web.Application) -> None:

@@ -1,0 +1,216 @@
+"""`GET /openapi.json`: the gateway's HTTP API as OpenAPI 3.1, its schemas generated from
+the contracts (revo_contracts.gateway_http, .runs, .chat) so they cannot drift from the
+code. A test checks that every route of the app is in it and that real answers match it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from revo_contracts import gateway_http as http
+from revo_contracts.chat import ChatClientFrame, ChatServerFrame
+from revo_contracts.runs import RunDetail, RunListResponse, RunStatus
+
+OPENAPI_PATH = "/openapi.json"
+_REF = "#/components/schemas/{name}"
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    summary: str
+    answers: type | None = None  # the 200 body
+    body: type | None = None
+    parameters: list[dict[str, Any]] = field(default_factory=list)
+    public: bool = False
+    errors: tuple[int, ...] = (401, 429)
+    content_type: str = "application/json"
+    description: str = ""
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "schema": schema, "description": description}
+
+
+_RUN_ID = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_LIMIT = {"type": "integer", "minimum": 1, "maximum": 500}
+
+OPERATIONS = (
+    Operation("get", "/v1/whoami", "Who the credentials are: tenant, role, how", http.Whoami),
+    Operation(
+        "get",
+        "/v1/models",
+        "The agents, each as a model `revo/<agent>`",
+        http.ModelList,
+        errors=(401, 429, 503),
+    ),
+    Operation(
+        "post",
+        "/v1/chat/completions",
+        "OpenAI's chat completion, answered by a run of an agent",
+        http.ChatCompletion,
+        body=http.ChatCompletionBody,
+        errors=(400, 401, 404, 413, 422, 429, 502, 504),
+        description="`model` `revo/<agent>` picks the agent; any other model is the "
+        "`assistant`. With `stream: true` the answer is `text/event-stream` of "
+        "ChatCompletionChunk events ending with `data: [DONE]`. The run's id is in the "
+        "`X-Revo-Run-Id` header; a client that goes away cancels its run.",
+    ),
+    Operation(
+        "get",
+        "/v1/runs",
+        "The tenant's runs, newest first",
+        RunListResponse,
+        parameters=[
+            _query("limit", _LIMIT, "At most this many (default 50)"),
+            _query("status", msgspec.json.schema(RunStatus), "Only runs in this status"),
+            _query("agent", {"type": "string"}, "Only runs of this agent"),
+        ],
+        errors=(400, 401, 429),
+    ),
+    Operation(
+        "get",
+        "/v1/runs/{run_id}",
+        "A run with its events",
+        RunDetail,
+        parameters=[_RUN_ID],
+        errors=(401, 404, 429),
+    ),
+    Operation(
+        "post",
+        "/v1/runs/{run_id}/cancel",
+        "Cancel a run",
+        http.CancelResult,
+        parameters=[_RUN_ID],
+        errors=(401, 404, 429),
+    ),
+    Operation(
+        "get",
+        "/v1/sessions",
+        "The tenant's chat sessions, most recently active first",
+        http.SessionList,
+        parameters=[_query("limit", _LIMIT, "At most this many (default 50)")],
+        errors=(400, 401, 429),
+    ),
+    Operation(
+        "get",
+        "/v1/ws",
+        "WebSocket chat (upgrade)",
+        parameters=[
+            _query(
+                "token",
+                {"type": "string"},
+                "The API key or JWT (browsers cannot set "
+                "headers on a WebSocket); or send Authorization: Bearer",
+            ),
+        ],
+        description="JSON text frames: the client sends ChatClientFrame, the server sends "
+        "ChatServerFrame (schemas below). Frames over the size limit close the socket with "
+        "1009; a client that does not read is told `slow_consumer` and closed with 1008.",
+    ),
+    Operation("get", "/healthz", "Alive", public=True, errors=()),
+    Operation(
+        "get", "/readyz", "NATS connected and Postgres reachable", public=True, errors=(503,)
+    ),
+    Operation(
+        "get", "/metrics", "Prometheus metrics", public=True, errors=(), content_type="text/plain"
+    ),
+    Operation("get", OPENAPI_PATH, "This document", public=True, errors=()),
+    Operation("get", "/", "The web chat page", public=True, errors=(), content_type="text/html"),
+)
+
+# Described in the document but not answered as JSON: WebSocket frames.
+_EXTRA_SCHEMAS = (ChatClientFrame, ChatServerFrame, http.ChatCompletionChunk, http.ErrorBody)
+
+_ERROR_TEXT = {
+    400: "Invalid request",
+    401: "Missing, wrong or expired credentials",
+    404: "Not found (or another tenant's)",
+    413: "Body over the size limit",
+    422: "The run ended on a limit or a guard",
+    429: "Rate limited (see Retry-After)",
+    502: "Inference failed",
+    503: "A dependency is down",
+    504: "The run took too long",
+}
+
+
+def build_document() -> dict[str, Any]:
+    types = [t for op in OPERATIONS for t in (op.answers, op.body) if t is not None]
+    named, components = msgspec.json.schema_components([*types, *_EXTRA_SCHEMAS], ref_template=_REF)
+    schema_of = dict(zip([*types, *_EXTRA_SCHEMAS], named, strict=True))
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method] = _operation(op, schema_of)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "revo chat gateway",
+            "version": version("revo"),
+            "description": "The public entry of revo: chat with agents (WebSocket, "
+            "OpenAI-compatible), runs and sessions of the caller's tenant.",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key (`revo keys create`) or a JWT (HS256/RS256).",
+                }
+            },
+        },
+        "paths": paths,
+    }
+
+
+def _operation(op: Operation, schema_of: dict[type, dict[str, Any]]) -> dict[str, Any]:
+    ok: dict[str, Any] = {"description": "OK"}
+    if op.answers is not None:
+        ok["content"] = {op.content_type: {"schema": schema_of[op.answers]}}
+    elif op.content_type != "application/json":
+        ok["content"] = {op.content_type: {"schema": {"type": "string"}}}
+    responses: dict[str, Any] = {"200": ok}
+    error = {"application/json": {"schema": schema_of[http.ErrorBody]}}
+    for status in op.errors:
+        responses[str(status)] = {"description": _ERROR_TEXT[status], "content": error}
+    if op.path == "/v1/ws":
+        responses = {
+            "101": {"description": "Switching to the WebSocket chat"},
+            "401": responses["401"],
+        }
+    operation: dict[str, Any] = {
+        "summary": op.summary,
+        "operationId": f"{op.method}_{op.path.strip('/').replace('/', '_') or 'page'}",
+        "responses": responses,
+    }
+    if op.description:
+        operation["description"] = op.description
+    if op.parameters:
+        operation["parameters"] = op.parameters
+    if op.body is not None:
+        content = {"application/json": {"schema": schema_of[op.body]}}
+        operation["requestBody"] = {"required": True, "content": content}
+    if op.public:
+        operation["security"] = []
+    return operation
+
+
+async def serve_document(request: web.Request) -> web.Response:
+    return web.json_response(request.app[DOCUMENT])
+
+
+DOCUMENT: web.AppKey[dict] = web.AppKey("openapi_document", dict)
+
+
+def add_routes(app: web.Application) -> None:
+    app[DOCUMENT] = build_document()
+    app.router.add_get(OPENAPI_PATH, serve_document)
