@@ -15,6 +15,7 @@ from msgspec import Meta
 
 from revo_contracts.runs import AgentName, RunEvent, RunId
 
+TRACEPARENT_PATTERN = r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
 SessionId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
 
@@ -38,6 +39,9 @@ class ChatUserMessage(ChatFrame, tag="message"):
 
     content: Annotated[str, Meta(min_length=1)]
     agent: AgentName | None = None
+    # W3C trace context: the message's run joins the client's trace. Without it, each
+    # message starts a trace of its own (linked to the socket's).
+    traceparent: Annotated[str, Meta(pattern=TRACEPARENT_PATTERN)] | None = None
 
 
 class ChatCancel(ChatFrame, tag="cancel"):

@@ -10,11 +10,14 @@ resumes with `hello {session_id, last_seq}`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
 
 from aiohttp import WSCloseCode, WSMsgType, web
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, SpanContext, SpanKind
 
 from revo_chat_gateway.auth import LIMITER, limit_key, principal_of
 from revo_chat_gateway.http_errors import HttpError
@@ -46,6 +49,7 @@ from revo_core.errors import ServiceError
 from revo_core.logging import get_logger
 from revo_core.runs import RunFollower, cancel_run, new_run_id, submit_run
 from revo_core.service import BUS, SETTINGS
+from revo_core.tracing import extract
 
 WS_PATH = "/v1/ws"
 # How long a slow consumer's close may take before its connection is simply dropped.
@@ -53,6 +57,7 @@ CLOSE_GRACE_S = 1.0
 # Pings keep idle sockets through proxies and notice vanished clients.
 HEARTBEAT_S = 30.0
 log = get_logger("revo.chat_gateway.ws")
+_tracer = trace.get_tracer("revo.chat_gateway")
 
 
 class Outbox:
@@ -273,6 +278,8 @@ class SocketChat:
         self.principal = principal
         self.outbox = outbox
         self.live: LiveSession | None = None
+        # The upgrade request's span (it lasts as long as the socket).
+        self.socket_span = trace.get_current_span().get_span_context()
 
     async def on_text(self, text: str) -> None:
         try:
@@ -325,7 +332,9 @@ class SocketChat:
             await self._enter(await self.hub.store.create(self.principal.tenant), 0)
         assert self.live is not None
         agent, text = agent_and_content(message)
-        await self.hub.start_run(self.live, self.principal, agent, text)
+        # The follow task starts inside the span, so the run's items keep its context too.
+        with message_span(message, self.socket_span, agent, self.live.session_id):
+            await self.hub.start_run(self.live, self.principal, agent, text)
 
     async def _cancel(self, cancel: ChatCancel) -> None:
         run_id = await self._run_to_cancel(cancel)
@@ -341,6 +350,24 @@ class SocketChat:
             return self.live.latest_run()
         known = await self.hub.store.has_run(self.live.session_id, cancel.run_id)
         return cancel.run_id if known else None
+
+
+@contextmanager
+def message_span(
+    message: ChatUserMessage, socket_span: SpanContext, agent: str, session_id: str
+) -> Iterator[None]:
+    """A span per user message: in the client's trace when the frame carries a
+    traceparent, else the root of a trace of its own, linked to the socket's span."""
+    parent = extract({"traceparent": message.traceparent}) if message.traceparent else Context()
+    links = [Link(socket_span)] if socket_span.is_valid else []
+    with _tracer.start_as_current_span(
+        "chat message",
+        context=parent,
+        kind=SpanKind.SERVER,
+        links=links,
+        attributes={"revo.agent": agent, "revo.session_id": session_id},
+    ):
+        yield
 
 
 async def chat_socket(request: web.Request) -> web.WebSocketResponse:

@@ -238,6 +238,7 @@ async def _get_json(http, gateway, path: str, key: str) -> tuple[int, dict]:
         ("{not json", "not valid JSON"),
         ('{"type": "dance"}', "type"),
         ('{"type": "message"}', "content"),
+        ('{"type": "message", "content": "hi", "traceparent": "nope"}', "traceparent"),
     ],
 )
 async def test_a_bad_frame_is_answered_and_the_socket_stays_open(
