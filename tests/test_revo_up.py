@@ -50,6 +50,7 @@ def test_revo_up_starts_everything_and_says_where_to_connect(platform):
     assert 'revo ask "' in up.stdout
     gateway_port = state["services"]["chat-gateway"]["http_port"]
     assert f"API        http://127.0.0.1:{gateway_port}/v1" in up.stdout
+    assert f"Chat       http://127.0.0.1:{gateway_port}/ " in up.stdout
 
 
 def test_revo_status_lists_the_inference_service_from_nats(platform):
@@ -93,7 +94,7 @@ def test_revo_run_executes_the_assistant_and_revo_runs_lists_it(platform):
     assert "finished" in runs.stdout
 
 
-def test_revo_keys_create_gives_a_key_the_gateway_accepts(platform):
+def test_revo_keys_create_gives_a_key_the_gateway_and_its_page_accept(platform):
     _, env, state = platform
 
     created = revo("keys", "create", "--tenant", "default", env=env)
@@ -104,6 +105,8 @@ def test_revo_keys_create_gives_a_key_the_gateway_accepts(platform):
     request.add_header("Authorization", f"Bearer {created.stdout.strip()}")
     with urllib.request.urlopen(request, timeout=10) as response:
         assert json.loads(response.read())["tenant"] == "default"
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as page:
+        assert page.headers["Content-Type"].startswith("text/html")
 
 
 def test_a_second_revo_up_refuses_and_points_to_revo_down(platform):
