@@ -143,6 +143,13 @@ CHANNELS: tuple[Channel, ...] = (
         replies=("AgentListResponse", "Error"),
     ),
     Channel(
+        address="gateway.sessions.{session}",
+        description="A chat session's live frames (ChatItem, ChatToken as JSON), from the "
+        "gateway replica following its run to the replicas holding the session's other "
+        "sockets (core NATS; header Revo-Gateway-Replica names the sender).",
+        sends="ChatServerFrame",
+    ),
+    Channel(
         address="/v1/ws",
         description="WebSocket chat on the gateway (not NATS): JSON text frames. The client "
         "sends ChatClientFrame (hello, message, cancel, ping); the server sends "

@@ -57,6 +57,12 @@ def runs_tokens(tenant: str, run_id: str) -> str:
     return f"runs.tokens.{token(tenant, 'tenant')}.{token(run_id, 'run id')}"
 
 
+def gateway_session(session_id: str) -> str:
+    """A chat session's live frames, from the gateway replica following its run to the
+    replicas where the session's other sockets are (core NATS; the items are in Postgres)."""
+    return f"gateway.sessions.{token(session_id, 'session id')}"
+
+
 def runs_control(run_id: str) -> str:
     return f"runs.control.{token(run_id, 'run id')}"
 

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
 
+import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -23,6 +24,7 @@ from revo_chat_gateway.auth import LIMITER, limit_key, principal_of
 from revo_chat_gateway.http_errors import HttpError
 from revo_chat_gateway.keys import Principal
 from revo_chat_gateway.limits import RateLimiter
+from revo_chat_gateway.session_fanout import SessionFanout
 from revo_chat_gateway.sessions import SessionStore
 from revo_chat_gateway.settings import GatewaySettings
 from revo_chat_gateway.ws_protocol import (
@@ -57,6 +59,7 @@ CLOSE_GRACE_S = 1.0
 # Pings keep idle sockets through proxies and notice vanished clients.
 HEARTBEAT_S = 30.0
 log = get_logger("revo.chat_gateway.ws")
+_relayed_decoder = msgspec.json.Decoder(ChatItem | ChatToken)
 _tracer = trace.get_tracer("revo.chat_gateway")
 
 
@@ -73,6 +76,12 @@ class Outbox:
         self._writer = asyncio.create_task(self._write())
         self._closer: asyncio.Task | None = None
         self.open = True
+        self.last_seq = 0  # of the last item queued: each item goes once, in order
+
+    def push_item(self, item: ChatItem, text: str) -> None:
+        if item.seq > self.last_seq:
+            self.last_seq = item.seq
+            self.push(text)
 
     def push(self, text: str) -> None:
         if not self.open:
@@ -142,9 +151,11 @@ class ChatHub:
         self.bus = bus
         self.limiter = limiter
         self.settings = settings
+        self.fanout = SessionFanout(bus.nc, self.on_remote_frame)
         self.sessions: dict[str, LiveSession] = {}
         self.follows: set[asyncio.Task] = set()
         self.sockets: set[Outbox] = set()
+        self._unwatching: set[asyncio.Task] = set()
 
     def live(self, session_id: str) -> LiveSession:
         return self.sessions.setdefault(session_id, LiveSession(session_id))
@@ -153,42 +164,80 @@ class ChatHub:
         """Forget a session nobody watches and no run of this replica writes to."""
         if not live.sockets and not live.runs:
             self.sessions.pop(live.session_id, None)
+            task = asyncio.create_task(self._unwatch_if_gone(live.session_id))
+            self._unwatching.add(task)
+            task.add_done_callback(self._unwatching.discard)
+
+    async def _unwatch_if_gone(self, session_id: str) -> None:
+        if session_id not in self.sessions:  # not joined again meanwhile
+            await self.fanout.unwatch(session_id)
 
     async def join(self, live: LiveSession, outbox: Outbox, after_seq: int) -> None:
         last_seq = await self.store.last_seq(live.session_id)
         outbox.push(encode(ChatSession(session_id=live.session_id, last_seq=last_seq)))
-        after_seq = await self._catch_up(live, outbox, after_seq)
+        outbox.last_seq = after_seq
+        await self._catch_up(live, outbox)
         async with live.lock:
-            for item in await self.store.items_after(live.session_id, after_seq):
-                outbox.push(encode(item))
+            # Watching first: what another replica stores from now on comes live, and what
+            # it stored before is in the database (an item in both is sent once).
+            await self.fanout.watch(live.session_id)
+            for item in await self.store.items_after(live.session_id, outbox.last_seq):
+                outbox.push_item(item, encode(item))
             live.sockets.add(outbox)
 
-    async def _catch_up(self, live: LiveSession, outbox: Outbox, after_seq: int) -> int:
+    async def _catch_up(self, live: LiveSession, outbox: Outbox) -> None:
         """Replay the bulk of a long session at the socket's pace, without the lock (so
-        runs are not held up); returns the last seq sent."""
+        runs are not held up)."""
         page = max(1, self.settings.ws_queue_frames // 2)
         while outbox.open:
-            items = await self.store.items_after(live.session_id, after_seq)
+            items = await self.store.items_after(live.session_id, outbox.last_seq)
             if len(items) <= page:
                 break
             for item in items[:page]:
-                outbox.push(encode(item))
-            after_seq = items[page - 1].seq
+                outbox.push_item(item, encode(item))
             await outbox.drained()
-        return after_seq
 
     async def publish(self, live: LiveSession, item: ChatItem) -> None:
-        """Store the item as the session's next and push it to the sockets here."""
+        """Store the item as the session's next; push it to the sockets here and to the
+        session's sockets on other replicas."""
         async with live.lock:
             stored = await self.store.append(live.session_id, item)
             text = encode(stored)
-            for outbox in list(live.sockets):
-                outbox.push(text)
+            await self._deliver(live, stored, text)
+        await self.fanout.send(live.session_id, text)
 
-    def push_token(self, live: LiveSession, token: ChatToken) -> None:
+    async def _deliver(self, live: LiveSession, item: ChatItem, text: str) -> None:
+        """Push an item to the session's sockets here, after any earlier item a socket has
+        not had (stored by another replica, its frame not here yet). Under the lock."""
+        behind = [o for o in live.sockets if o.last_seq < item.seq - 1]
+        if behind:
+            missing = await self.store.items_after(live.session_id, min(o.last_seq for o in behind))
+            for earlier in missing:
+                if earlier.seq < item.seq:
+                    for outbox in behind:
+                        outbox.push_item(earlier, encode(earlier))
+        for outbox in list(live.sockets):
+            outbox.push_item(item, text)
+
+    async def push_token(self, live: LiveSession, token: ChatToken) -> None:
         text = encode(token)
         for outbox in list(live.sockets):
             outbox.push(text)
+        await self.fanout.send(live.session_id, text)
+
+    async def on_remote_frame(self, session_id: str, data: bytes) -> None:
+        """A frame of the session from the replica following its run."""
+        live = self.sessions.get(session_id)
+        if live is None or not live.sockets:
+            return
+        frame = _relayed_decoder.decode(data)
+        text = data.decode()
+        if isinstance(frame, ChatItem):
+            async with live.lock:
+                await self._deliver(live, frame, text)
+        else:
+            for outbox in list(live.sockets):
+                outbox.push(text)
 
     async def start_run(self, live: LiveSession, principal: Principal, agent: str, text: str):
         """Store the user's message, submit its run, and follow the run in a task."""
@@ -246,7 +295,7 @@ class ChatHub:
         run_id, agent = submit.run_id, submit.agent
         if isinstance(item, TokenDelta):
             if item.kind == "text" and item.delta:
-                self.push_token(live, ChatToken(run_id=run_id, agent=agent, delta=item.delta))
+                await self.push_token(live, ChatToken(run_id=run_id, agent=agent, delta=item.delta))
                 # Tokens come in bursts: let the writers drain between them, so a burst
                 # alone never fills the queue of a client that does read.
                 await asyncio.sleep(0)

@@ -284,6 +284,38 @@ async def test_a_header_credential_works_too(scripted_gateway, key, http):
         assert await ws.receive_json(timeout=FRAME_TIMEOUT_S) == {"type": "pong"}
 
 
+# -- a session watched through two gateway replicas ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def second_gateway(scripted_nats, scripted_runner, gateway_factory):
+    return gateway_factory.start(scripted_nats.url, "gateway-ws-second")
+
+
+async def test_a_socket_on_another_replica_gets_the_run_live_and_every_item_once(
+    scripted_gateway, second_gateway, scripted_model, key, http
+):
+    gate = asyncio.Event()
+    words = ["Streamed", " across", " two", " replicas"]
+    with scripted_default(scripted_model, Script([Reply(text="".join(words), gate=gate)])):
+        async with http.ws_connect(ws_url(scripted_gateway, key)) as first:
+            await first.send_json({"type": "message", "content": "Say hello"})
+            started = await frames_until(first, lambda f: f.get("kind") == "event")
+            session_id = started[0]["session_id"]
+            async with http.ws_connect(ws_url(second_gateway, key)) as second:
+                await second.send_json({"type": "hello", "session_id": session_id})
+                await frames_until(second, lambda f: f["type"] == "session")
+                gate.set()
+                seen_by_second = await frames_until(second, is_answer)
+            seen_by_first = started + await frames_until(first, is_answer)
+
+    assert items(seen_by_second) == items(seen_by_first)
+    seqs = [item["seq"] for item in items(seen_by_second)]
+    assert seqs == list(range(1, len(seqs) + 1))
+    tokens = [f["delta"] for f in seen_by_second if f["type"] == "token"]
+    assert "".join(tokens) == "".join(words)
+
+
 # -- a client that never reads ------------------------------------------------------------
 
 # Each message's user item comes back to the socket: 40 of 200 KB are more than the
