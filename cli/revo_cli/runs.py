@@ -32,6 +32,7 @@ from revo_contracts.runs import (
     TokenDelta,
     Workspace,
 )
+from revo_contracts.streams import RUNS
 from revo_core.bus import Bus
 from revo_core.errors import BusUnavailable, InvalidRequest, NotFound, ServiceError
 from revo_core.runs import (
@@ -151,7 +152,10 @@ def validated(submit: RunSubmit) -> RunSubmit:
 
 
 async def run(bus: Bus, submit: RunSubmit, printer: Printer) -> int:
-    async with ctrl_c_pressed() as pressed, RunFollower(bus, submit.tenant, submit.run_id) as f:
+    # No RUNS stream: no agent-runner ever came to this NATS (StreamNotFound, told as such).
+    await bus.js.stream_info(RUNS.name)
+    follower = RunFollower(bus, submit.tenant, submit.run_id, replay=False)  # before submit
+    async with ctrl_c_pressed() as pressed, follower as f:
         await submit_run(bus, submit)
         printer.header(submit.tenant)
         following = asyncio.create_task(play(f, printer))

@@ -53,6 +53,12 @@ def runs_events(tenant: str, run_id: str) -> str:
     return f"runs.events.{token(tenant, 'tenant')}.{token(run_id, 'run id')}"
 
 
+def runs_feed(tenant: str, run_id: str) -> str:
+    """Events and token deltas of one run, in the order they were published (one core
+    subscription: `runs.events.…` and `runs.tokens.…`)."""
+    return f"runs.*.{token(tenant, 'tenant')}.{token(run_id, 'run id')}"
+
+
 def runs_tokens(tenant: str, run_id: str) -> str:
     return f"runs.tokens.{token(tenant, 'tenant')}.{token(run_id, 'run id')}"
 

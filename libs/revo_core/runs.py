@@ -1,20 +1,21 @@
 """Client side of runs, for everything that submits or watches them (CLI, gateway, CI).
 
 Submitting publishes the `queued` event (seq 1) and then the run to the RUNS work queue;
-following reads the run's event log from RUN_EVENTS (from the start, so nothing is missed
-whenever one starts following) and its token deltas from core NATS.
+following takes the run's events and token deltas as they are published, and reads its
+event log (`runs.api.get`) for what it missed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
-from nats.js.api import DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from revo_contracts import subjects
 from revo_contracts.runs import (
@@ -33,13 +34,17 @@ from revo_contracts.runs import (
     RunSubmit,
     TokenDelta,
 )
-from revo_contracts.streams import RUNS
+from revo_contracts.streams import RUN_EVENTS, RUNS
 from revo_core.bus import Bus
 from revo_core.errors import InvalidRequest, RequestTimeout
+from revo_core.logging import get_logger
 
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 _event_decoder = msgspec.json.Decoder(RunEvent)
 _token_decoder = msgspec.json.Decoder(TokenDelta)
+_TOKENS_PREFIX = "runs.tokens."
+log = get_logger("revo.runs")
+_READ_LOG = object()  # queued by the gap timer: time to read the run's log
 
 
 def new_run_id() -> str:
@@ -86,57 +91,111 @@ async def submit_run(bus: Bus, submit: RunSubmit) -> None:
 class RunFollower:
     """Events and token deltas of one run, in one async iterator, ending after its last event.
 
-    Enter it before submitting: token deltas are not replayable; events are."""
+    One core subscription on `runs.*.<tenant>.<run>` carries both, so the deltas of a step
+    come before the event that ends it, as the runner sent them. Events come out once each
+    and in seq order: one that arrives past a gap is held until the gap is filled from the
+    run's log in the RUN_EVENTS stream, which is also read when nothing has come for a
+    while (events lost in a NATS reconnect) and, with `replay`, on entering (a follower that
+    starts after the run did). Token deltas are not replayable: to have them all, enter the
+    follower before submitting (and pass replay=False: there is nothing to replay yet)."""
 
-    def __init__(self, bus: Bus, tenant: str, run_id: str, tokens: bool = True) -> None:
+    # Waits before the run's log is read: past a gap, and when nothing comes at all.
+    GAP_WAIT_S = 0.25
+    IDLE_CHECK_S = 15.0
+
+    def __init__(
+        self, bus: Bus, tenant: str, run_id: str, tokens: bool = True, replay: bool = True
+    ) -> None:
         self.bus = bus
         self.tenant = tenant
         self.run_id = run_id
         self.want_tokens = tokens
+        self.replay = replay
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._subscriptions: list[Any] = []
+        self._subscription: Any = None
         self._last_seq = 0
+        self._held: dict[int, RunEvent] = {}  # past a gap, by seq
+        self._next_stream_seq = 1  # where the next read of the log starts
+        self._gap_timer: asyncio.TimerHandle | None = None
 
     async def __aenter__(self) -> RunFollower:
-        if self.want_tokens:
-            self._subscriptions.append(
-                await self.bus.nc.subscribe(
-                    subjects.runs_tokens(self.tenant, self.run_id), cb=self._on_token
-                )
-            )
-        self._subscriptions.append(
-            await self.bus.js.subscribe(
-                subjects.runs_events(self.tenant, self.run_id),
-                cb=self._on_event,
-                ordered_consumer=True,
-                deliver_policy=DeliverPolicy.ALL,
-            )
+        subject = (
+            subjects.runs_feed(self.tenant, self.run_id)
+            if self.want_tokens
+            else subjects.runs_events(self.tenant, self.run_id)
         )
+        self._subscription = await self.bus.nc.subscribe(subject, cb=self._on_message)
+        if self.replay:
+            await self._read_log()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for subscription in self._subscriptions:
-            await subscription.unsubscribe()
+        if self._gap_timer is not None:
+            self._gap_timer.cancel()
+        if self._subscription is not None:
+            with contextlib.suppress(Exception):  # the connection is closing already
+                await self._subscription.unsubscribe()
 
-    async def _on_token(self, msg: Any) -> None:
-        self._queue.put_nowait(_token_decoder.decode(msg.data))
+    async def _on_message(self, msg: Any) -> None:
+        try:
+            if msg.subject.startswith(_TOKENS_PREFIX):
+                self._queue.put_nowait(_token_decoder.decode(msg.data))
+            else:
+                self._take_event(_event_decoder.decode(msg.data))
+        except msgspec.DecodeError:
+            pass  # not ours to judge: the runner's log keeps the event, read on a gap
 
-    async def _on_event(self, msg: Any) -> None:
-        event = _event_decoder.decode(msg.data)
+    def _take_event(self, event: RunEvent) -> None:
         if event.seq <= self._last_seq:
-            return  # a republished event after a runner's restart: seen already
-        self._last_seq = event.seq
-        self._queue.put_nowait(event)
+            return  # seen already (republished after a runner's restart, or read from the log)
+        self._held[event.seq] = event
+        while self._last_seq + 1 in self._held:
+            self._last_seq += 1
+            self._queue.put_nowait(self._held.pop(self._last_seq))
+        if self._held and self._gap_timer is None:  # a gap: read the log if it stays
+            loop = asyncio.get_running_loop()
+            self._gap_timer = loop.call_later(self.GAP_WAIT_S, self._queue.put_nowait, _READ_LOG)
+
+    async def _read_log(self) -> None:
+        """The run's events stored in RUN_EVENTS since the last read (one direct get each)."""
+        subject = subjects.runs_events(self.tenant, self.run_id)
+        while True:
+            try:
+                stored = await self.bus.js.get_msg(
+                    RUN_EVENTS.name, seq=self._next_stream_seq, subject=subject, next=True
+                )
+            except NotFoundError:
+                return  # no more
+            except Exception as exc:  # NATS away for now: the live feed, or the next read
+                log.debug("reading a run's log failed", run_id=self.run_id, error=str(exc))
+                return
+            self._next_stream_seq = stored.seq + 1
+            with contextlib.suppress(msgspec.DecodeError):
+                self._take_event(_event_decoder.decode(stored.data))
 
     def __aiter__(self) -> AsyncIterator[RunEvent | TokenDelta]:
         return self._items()
 
     async def _items(self) -> AsyncIterator[RunEvent | TokenDelta]:
         while True:
-            item = await self._queue.get()
+            item = await self._next()
             yield item
             if not isinstance(item, TokenDelta) and is_terminal(item):
                 return
+
+    async def _next(self) -> RunEvent | TokenDelta:
+        while True:
+            if not self._queue.empty():
+                item = self._queue.get_nowait()
+            else:
+                try:
+                    item = await asyncio.wait_for(self._queue.get(), self.IDLE_CHECK_S)
+                except TimeoutError:
+                    item = _READ_LOG
+            if item is not _READ_LOG:
+                return item
+            self._gap_timer = None
+            await self._read_log()
 
 
 async def cancel_run(

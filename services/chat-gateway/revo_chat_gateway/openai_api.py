@@ -69,7 +69,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     # The follower is entered before submitting: token deltas are not replayed to a late one.
     async with (
         request.app[LIMITER].run_slot(limit_key(principal)),
-        RunFollower(bus, submit.tenant, submit.run_id, tokens=body.stream) as run,
+        RunFollower(bus, submit.tenant, submit.run_id, tokens=body.stream, replay=False) as run,
     ):
         await submit_run(bus, submit)
         if body.stream:

@@ -63,6 +63,7 @@ class SessionFanout:
 
         subject = subjects.gateway_session(session_id)
         self._watching[session_id] = await self.nc.subscribe(subject, cb=on_message)
+        await self.nc.flush()  # the server has the subscription: nothing sent later is missed
 
     async def unwatch(self, session_id: str) -> None:
         subscription = self._watching.pop(session_id, None)

@@ -10,6 +10,7 @@ resumes with `hello {session_id, last_seq}`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -111,11 +112,16 @@ class Outbox:
 
     async def _close_slow_consumer(self) -> None:
         try:
-            async with asyncio.timeout(CLOSE_GRACE_S):
-                await self.ws.send_str(error_frame("slow_consumer", "frames were not read"))
-                await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"slow consumer")
-        except (TimeoutError, ConnectionError, RuntimeError):
-            # Its buffers are full, so even the close frame cannot go: drop the connection.
+            with contextlib.suppress(TimeoutError, ConnectionError, RuntimeError):
+                async with asyncio.timeout(CLOSE_GRACE_S):
+                    await self.ws.send_str(error_frame("slow_consumer", "frames were not read"))
+                    await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"slow consumer")
+        finally:
+            # Even a close that went through (or was cut short: the handler ends as the
+            # close begins, and its cleanup cancels this task) closes the transport only
+            # once its write buffer drains, which a client that does not read never lets
+            # happen; the transport stops reading meanwhile, so the client's sends hang.
+            # Drop the connection.
             if self._transport is not None:
                 self._transport.abort()
 
@@ -254,7 +260,7 @@ class ChatHub:
             await stack.enter_async_context(self.limiter.run_slot(limit_key(principal)))
             # Entered before submitting: token deltas are not replayed to a late follower.
             run = await stack.enter_async_context(
-                RunFollower(self.bus, submit.tenant, submit.run_id)
+                RunFollower(self.bus, submit.tenant, submit.run_id, replay=False)
             )
             user = ChatItem(seq=1, kind="user", run_id=submit.run_id, agent=agent, content=text)
             await self.publish(live, user)

@@ -304,9 +304,12 @@ async def test_a_socket_on_another_replica_gets_the_run_live_and_every_item_once
             session_id = started[0]["session_id"]
             async with http.ws_connect(ws_url(second_gateway, key)) as second:
                 await second.send_json({"type": "hello", "session_id": session_id})
-                await frames_until(second, lambda f: f["type"] == "session")
+                joined = await frames_until(second, lambda f: f["type"] == "session")
+                # The replay's last item: the socket is in the session's live feed then.
+                last_seq = joined[-1]["last_seq"]
+                joined += await frames_until(second, lambda f: f.get("seq") == last_seq)
                 gate.set()
-                seen_by_second = await frames_until(second, is_answer)
+                seen_by_second = joined + await frames_until(second, is_answer)
             seen_by_first = started + await frames_until(first, is_answer)
 
     assert items(seen_by_second) == items(seen_by_first)
