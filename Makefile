@@ -41,6 +41,7 @@ bench: model
 	$(BIN)/python bench/inference_overhead.py
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/runs.py
+	$(BIN)/python bench/gateway.py
 
 proto: $(INSTALLED)
 	$(BIN)/python -m revo_contracts.proto
