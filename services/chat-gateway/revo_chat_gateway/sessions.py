@@ -1,8 +1,8 @@
 """Chat sessions in Postgres: who owns each, and its items numbered per session from 1.
 
 An item's body is its whole `ChatItem` frame as JSON, so a replay sends exactly what the
-live socket got. Numbers are taken under a per-session advisory lock: follow tasks of one
-session on several replicas never take the same seq.
+live socket got. Numbers are taken in the insert itself; the primary key keeps two
+replicas appending to one session at once from taking the same seq (the second retries).
 """
 
 from __future__ import annotations
@@ -17,6 +17,21 @@ import msgspec
 from revo_contracts.chat import ChatItem
 
 _item_decoder = msgspec.json.Decoder(ChatItem)
+_encode = msgspec.json.Encoder().encode
+APPEND_ATTEMPTS = 5
+# The stored body is the item's frame with its seq set here, where the seq is chosen.
+_APPEND_SQL = """
+WITH numbered AS (
+    INSERT INTO gateway.session_items (session_id, seq, kind, run_id, body)
+    SELECT $1, last.seq + t.n, t.kind, t.run_id,
+           jsonb_set(t.body::jsonb, '{seq}', to_jsonb(last.seq + t.n))
+    FROM (SELECT COALESCE(max(seq), 0) AS seq
+          FROM gateway.session_items WHERE session_id = $1) last,
+         unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS t(kind, run_id, body, n)
+    RETURNING seq
+)
+SELECT min(seq) FROM numbered
+"""
 TITLE_CHARS = 80
 
 
@@ -69,25 +84,23 @@ class SessionStore:
         )
         return [SessionSummary(**dict(row)) for row in rows]
 
-    async def append(self, session_id: str, item: ChatItem) -> ChatItem:
-        """Store the item as the session's next one; returns it with its seq."""
-        async with self.pool.acquire() as connection, connection.transaction():
-            await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", session_id)
-            seq = await connection.fetchval(
-                "SELECT COALESCE(max(seq), 0) + 1 FROM gateway.session_items WHERE session_id = $1",
-                session_id,
-            )
-            numbered = msgspec.structs.replace(item, seq=seq)
-            await connection.execute(
-                "INSERT INTO gateway.session_items (session_id, seq, kind, run_id, body) "
-                "VALUES ($1, $2, $3, $4, $5::jsonb)",
-                session_id,
-                seq,
-                numbered.kind,
-                numbered.run_id,
-                msgspec.json.encode(numbered).decode(),
-            )
-        return numbered
+    async def append(self, session_id: str, items: list[ChatItem]) -> list[ChatItem]:
+        """Store the items as the session's next ones, in order; returns them numbered.
+
+        One statement (one round trip): it numbers the items after the session's last seq.
+        Two replicas appending to one session at once may pick the same numbers: the
+        primary key refuses the second, which numbers again."""
+        kinds = [item.kind for item in items]
+        run_ids = [item.run_id for item in items]
+        bodies = [_encode(item).decode() for item in items]
+        for attempt in range(APPEND_ATTEMPTS):
+            try:
+                first = await self.pool.fetchval(_APPEND_SQL, session_id, kinds, run_ids, bodies)
+                break
+            except asyncpg.UniqueViolationError:
+                if attempt == APPEND_ATTEMPTS - 1:
+                    raise
+        return [msgspec.structs.replace(item, seq=first + i) for i, item in enumerate(items)]
 
     async def last_seq(self, session_id: str) -> int:
         return await self.pool.fetchval(

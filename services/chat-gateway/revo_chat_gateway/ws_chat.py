@@ -203,14 +203,16 @@ class ChatHub:
                 outbox.push_item(item, encode(item))
             await outbox.drained()
 
-    async def publish(self, live: LiveSession, item: ChatItem) -> None:
-        """Store the item as the session's next; push it to the sockets here and to the
+    async def publish(self, live: LiveSession, items: list[ChatItem]) -> None:
+        """Store the items as the session's next; push them to the sockets here and to the
         session's sockets on other replicas."""
         async with live.lock:
-            stored = await self.store.append(live.session_id, item)
-            text = encode(stored)
-            await self._deliver(live, stored, text)
-        await self.fanout.send(live.session_id, text)
+            stored = await self.store.append(live.session_id, items)
+            texts = [encode(item) for item in stored]
+            for item, text in zip(stored, texts, strict=True):
+                await self._deliver(live, item, text)
+        for text in texts:
+            await self.fanout.send(live.session_id, text)
 
     async def _deliver(self, live: LiveSession, item: ChatItem, text: str) -> None:
         """Push an item to the session's sockets here, after any earlier item a socket has
@@ -263,7 +265,7 @@ class ChatHub:
                 RunFollower(self.bus, submit.tenant, submit.run_id, replay=False)
             )
             user = ChatItem(seq=1, kind="user", run_id=submit.run_id, agent=agent, content=text)
-            await self.publish(live, user)
+            await self.publish(live, [user])
             await submit_run(self.bus, submit)
             held = stack.pop_all()  # the follow task releases the slot and the follower
         self._spawn_follow(live, submit, run, held)
@@ -285,18 +287,45 @@ class ChatHub:
     async def _follow(
         self, live: LiveSession, submit: RunSubmit, run: RunFollower, held: AsyncExitStack
     ) -> None:
+        # Tokens go to the sockets as they come; the run's items are stored (and then
+        # pushed) by a writer of their own, so a token never waits for Postgres.
+        items: asyncio.Queue[ChatItem | None] = asyncio.Queue()
+        writer = asyncio.create_task(self._store_items(live, items))
         async with held:
             try:
                 async with asyncio.timeout(self.settings.run_timeout_s):
                     async for item in run:
-                        await self._on_run_item(live, submit, item)
+                        await self._on_run_item(live, submit, item, items)
             except TimeoutError:
                 await cancel_run(self.bus, submit.run_id, "timed out in the gateway")
             except Exception:
                 log.exception("following a chat run failed", run_id=submit.run_id)
+            finally:
+                items.put_nowait(None)
+                await writer
+
+    async def _store_items(self, live: LiveSession, items: asyncio.Queue) -> None:
+        """Store and push the run's items in order, those queued meanwhile together."""
+        while True:
+            batch = [await items.get()]
+            while not items.empty():
+                batch.append(items.get_nowait())
+            ended = batch[-1] is None
+            batch = [item for item in batch if item is not None]
+            if batch:
+                try:
+                    await self.publish(live, batch)
+                except Exception:
+                    log.exception("storing a chat run's items failed", session=live.session_id)
+            if ended:
+                return
 
     async def _on_run_item(
-        self, live: LiveSession, submit: RunSubmit, item: RunEvent | TokenDelta
+        self,
+        live: LiveSession,
+        submit: RunSubmit,
+        item: RunEvent | TokenDelta,
+        items: asyncio.Queue[ChatItem | None],
     ) -> None:
         run_id, agent = submit.run_id, submit.agent
         if isinstance(item, TokenDelta):
@@ -306,12 +335,12 @@ class ChatHub:
                 # alone never fills the queue of a client that does read.
                 await asyncio.sleep(0)
             return
-        await self.publish(live, ChatItem(seq=1, kind="event", run_id=run_id, event=item))
+        items.put_nowait(ChatItem(seq=1, kind="event", run_id=run_id, event=item))
         if isinstance(item, RunFinished):
             answer = ChatItem(
                 seq=1, kind="assistant", run_id=run_id, agent=agent, content=item.answer
             )
-            await self.publish(live, answer)
+            items.put_nowait(answer)
 
     async def close_sockets(self) -> None:
         await asyncio.gather(
