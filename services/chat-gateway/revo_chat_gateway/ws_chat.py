@@ -48,7 +48,7 @@ from revo_contracts.chat import (
 from revo_contracts.inference import ChatMessage
 from revo_contracts.runs import RunEvent, RunFinished, RunSubmit, TokenDelta
 from revo_core.bus import Bus
-from revo_core.errors import ServiceError
+from revo_core.errors import BusUnavailable, ServiceError
 from revo_core.logging import get_logger
 from revo_core.runs import RunFollower, cancel_run, new_run_id, submit_run
 from revo_core.service import BUS, SETTINGS
@@ -377,6 +377,11 @@ class SocketChat:
             self.outbox.push(error_frame(error.code, error.message))
         except ServiceError as error:
             self.outbox.push(error_frame(str(error.code), error.message))
+        except BusUnavailable as error:
+            self.outbox.push(error_frame("overloaded", str(error)))
+        except Exception:  # the socket lives on; the client is told, the log has the rest
+            log.exception("a chat frame failed", type=type(frame).__name__)
+            self.outbox.push(error_frame("internal", "the gateway could not do that; try again"))
 
     async def _on_frame(self, frame: object) -> None:
         match frame:
