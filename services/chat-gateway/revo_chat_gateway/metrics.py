@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUESTS = Counter(
     "revo_http_requests_total",
@@ -14,4 +14,16 @@ HTTP_SECONDS = Histogram(
     "From a request's arrival to its response's end (a stream's last byte).",
     ["route"],
     buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+WS_CONNECTIONS = Gauge("revo_ws_connections", "Chat WebSockets open now.")
+WS_FRAMES = Counter(
+    "revo_ws_frames_sent_total",
+    "Item and token frames queued to chat WebSockets, by type.",
+    ["type"],
+)
+WS_SLOW_CONSUMERS = Counter(
+    "revo_ws_slow_consumers_total", "Chat WebSockets closed because they did not read."
+)
+WS_MESSAGES = Counter(
+    "revo_ws_messages_total", "User messages taken over chat WebSockets (each is a run)."
 )

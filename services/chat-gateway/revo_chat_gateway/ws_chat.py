@@ -21,6 +21,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, SpanContext, SpanKind
 
+from revo_chat_gateway import metrics
 from revo_chat_gateway.auth import LIMITER, limit_key, principal_of
 from revo_chat_gateway.http_errors import HttpError
 from revo_chat_gateway.keys import Principal
@@ -61,6 +62,8 @@ CLOSE_GRACE_S = 1.0
 HEARTBEAT_S = 30.0
 log = get_logger("revo.chat_gateway.ws")
 _relayed_decoder = msgspec.json.Decoder(ChatItem | ChatToken)
+_TOKEN_FRAMES = metrics.WS_FRAMES.labels("token")
+_ITEM_FRAMES = metrics.WS_FRAMES.labels("item")
 _tracer = trace.get_tracer("revo.chat_gateway")
 
 
@@ -91,6 +94,7 @@ class Outbox:
             self._queue.put_nowait(text)
         except asyncio.QueueFull:
             log.warning("closing a chat socket that does not read its frames")
+            metrics.WS_SLOW_CONSUMERS.inc()
             self.open = False
             self._writer.cancel()
             self._closer = asyncio.create_task(self._close_slow_consumer())
@@ -226,11 +230,13 @@ class ChatHub:
                         outbox.push_item(earlier, encode(earlier))
         for outbox in list(live.sockets):
             outbox.push_item(item, text)
+        _ITEM_FRAMES.inc(len(live.sockets))
 
     async def push_token(self, live: LiveSession, token: ChatToken) -> None:
         text = encode(token)
         for outbox in list(live.sockets):
             outbox.push(text)
+        _TOKEN_FRAMES.inc(len(live.sockets))
         await self.fanout.send(live.session_id, text)
 
     async def on_remote_frame(self, session_id: str, data: bytes) -> None:
@@ -421,6 +427,7 @@ class SocketChat:
             await self._enter(await self.hub.store.create(self.principal.tenant), 0)
         assert self.live is not None
         agent, text = agent_and_content(message)
+        metrics.WS_MESSAGES.inc()
         # The follow task starts inside the span, so the run's items keep its context too.
         with message_span(message, self.socket_span, agent, self.live.session_id):
             await self.hub.start_run(self.live, self.principal, agent, text)
@@ -467,6 +474,7 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     outbox = Outbox(ws, request, settings.ws_queue_frames)
     hub.sockets.add(outbox)
+    metrics.WS_CONNECTIONS.inc()
     chat = SocketChat(hub, principal_of(request), outbox)
     try:
         async for msg in ws:
@@ -477,6 +485,7 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
     finally:
         chat.leave()
         hub.sockets.discard(outbox)
+        metrics.WS_CONNECTIONS.dec()
         await outbox.stop()
     return ws
 

@@ -6,10 +6,12 @@ import asyncio
 import secrets
 import urllib.request
 
-from gateway_testkit import base_url
+import aiohttp
+from gateway_testkit import base_url, scripted_default
 
 from revo_core.testing.fixtures import create_api_key
 from revo_core.testing.metrics import metric_value
+from revo_core.testing.scripted_model import Script, text
 
 
 def _get(url: str, key: str, traceparent: str) -> int:
@@ -41,3 +43,24 @@ async def test_a_request_continues_the_callers_trace_and_is_counted(
         scripted_gateway, "revo_http_requests_total", route="/v1/whoami", status="200"
     )
     assert after == before + 1
+
+
+async def test_websocket_chat_is_counted(scripted_gateway, scripted_bus, scripted_model):
+    key = await create_api_key(scripted_bus, "acme")
+    url = base_url(scripted_gateway).replace("http://", "ws://") + f"/v1/ws?token={key}"
+    messages_before = metric_value(scripted_gateway, "revo_ws_messages_total")
+    tokens_before = metric_value(scripted_gateway, "revo_ws_frames_sent_total", type="token")
+    open_before = metric_value(scripted_gateway, "revo_ws_connections")
+
+    with scripted_default(scripted_model, Script([text("Counted, token by token")])):
+        async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+            await ws.send_json({"type": "message", "content": "count me"})
+            open_during = metric_value(scripted_gateway, "revo_ws_connections")
+            async with asyncio.timeout(15):
+                while (await ws.receive_json()).get("kind") != "assistant":
+                    pass
+
+    assert open_during == open_before + 1
+    assert metric_value(scripted_gateway, "revo_ws_messages_total") == messages_before + 1
+    tokens = metric_value(scripted_gateway, "revo_ws_frames_sent_total", type="token")
+    assert tokens > tokens_before
