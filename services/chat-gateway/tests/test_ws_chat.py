@@ -143,6 +143,35 @@ async def test_a_client_that_reconnects_gets_exactly_the_items_it_missed(
     assert missed[-1]["content"] == ANSWER
 
 
+async def test_a_client_that_reconnects_mid_run_gets_what_it_missed_then_the_rest_live(
+    scripted_gateway, scripted_model, key, http
+):
+    gate = asyncio.Event()
+    with scripted_default(scripted_model, Script([Reply(text=ANSWER, gate=gate)])):
+        async with http.ws_connect(ws_url(scripted_gateway, key)) as ws:
+            await ws.send_json({"type": "message", "content": "Say hello"})
+            before = await frames_until(ws, lambda f: f["type"] == "item" and f["seq"] == 1)
+            await frames_until(ws, lambda f: f.get("event", {}).get("type") == "started")
+        session_id = before[0]["session_id"]
+
+        async with http.ws_connect(ws_url(scripted_gateway, key)) as ws:
+            await ws.send_json({"type": "hello", "session_id": session_id, "last_seq": 1})
+            joined = await frames_until(ws, lambda f: f["type"] == "session")
+            # Up to the replay's last item: the socket is in the live feed from then on.
+            last_seq = joined[-1]["last_seq"]
+            joined += await frames_until(ws, lambda f: f.get("seq") == last_seq)
+            gate.set()  # the run goes on while the client is back
+            after = joined + await frames_until(ws, is_answer)
+            await ws.send_json({"type": "hello", "session_id": session_id})
+            everything = items(await frames_until(ws, is_answer))
+
+    seen = items(before) + items(after)
+    assert [item["seq"] for item in seen] == list(range(1, len(seen) + 1))
+    assert seen == everything
+    tokens = [f["delta"] for f in after if f["type"] == "token"]
+    assert "".join(tokens) == ANSWER and seen[-1]["content"] == ANSWER
+
+
 async def test_cancel_stops_the_session_s_running_run(scripted_gateway, scripted_model, key, http):
     gate = asyncio.Event()
     with scripted_default(scripted_model, Script([Reply(text=ANSWER, gate=gate)])):
