@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from revo_contracts import chat, gateway, inference, runs, subjects, usage
+from revo_contracts import chat, gateway, inference, ledger, runs, subjects, usage
 from revo_contracts.errors import Error
 
 MESSAGES: tuple[type[msgspec.Struct], ...] = (
@@ -32,6 +32,21 @@ MESSAGES: tuple[type[msgspec.Struct], ...] = (
     inference.ModelsResponse,
     inference.ModelInfo,
     usage.UsageEvent,
+    ledger.BudgetRequest,
+    ledger.BudgetStatus,
+    ledger.ReserveRequest,
+    ledger.Reservation,
+    ledger.SettleRequest,
+    ledger.Settlement,
+    ledger.ReportRequest,
+    ledger.CostReport,
+    ledger.SpendRow,
+    ledger.SpendTotals,
+    ledger.RunCost,
+    ledger.PricesReloadRequest,
+    ledger.PricesInfo,
+    ledger.BudgetAlert,
+    ledger.UsageDeadLetter,
     gateway.KeyCreateRequest,
     gateway.KeyCreateResponse,
     chat.ChatHello,
@@ -90,6 +105,56 @@ CHANNELS: tuple[Channel, ...] = (
         description="One usage event per inference request; stream USAGE, "
         "Nats-Msg-Id = request id (duplicates within the window are dropped).",
         sends="UsageEvent",
+    ),
+    Channel(
+        address=subjects.LEDGER_RESERVE,
+        description="Hold an estimated cost against the tenant's budget (and its key's) before "
+        "a paid call; answers budget_exceeded when it does not fit (details.reason: "
+        "budget_exceeded or no_budget). Atomic across callers and replicas. Queue group "
+        "'cost-ledger'.",
+        sends="ReserveRequest",
+        replies=("Reservation", "Error"),
+    ),
+    Channel(
+        address=subjects.LEDGER_SETTLE,
+        description="Replace a hold with the actual cost (0 releases it); the request's usage "
+        "event closes the hold when recorded. Queue group 'cost-ledger'.",
+        sends="SettleRequest",
+        replies=("Settlement", "Error"),
+    ),
+    Channel(
+        address=subjects.LEDGER_BUDGET,
+        description="Get, set or delete a tenant's (or API key's) budget: a limit per day or "
+        "month, with what is spent and held in the current period. Queue group 'cost-ledger'.",
+        sends="BudgetRequest",
+        replies=("BudgetStatus", "Error"),
+    ),
+    Channel(
+        address=subjects.LEDGER_REPORT,
+        description="Spend by day, tenant, model and provider; local share of tokens; savings "
+        "versus the reference cloud model; top runs by cost. Queue group 'cost-ledger'.",
+        sends="ReportRequest",
+        replies=("CostReport", "Error"),
+    ),
+    Channel(
+        address=subjects.LEDGER_PRICES_RELOAD,
+        description="Reload the price table of the replica that answers (every replica also "
+        "reloads when the file changes, and on SIGHUP); a table with errors is rejected and "
+        "the last good one stays in force.",
+        sends="PricesReloadRequest",
+        replies=("PricesInfo", "Error"),
+    ),
+    Channel(
+        address="alerts.{tenant}",
+        description="Budget alerts: recorded spend crossed 50, 80 or 100% of a budget; once "
+        "per threshold per period (core NATS; Nats-Msg-Id = budget-<alert id>).",
+        sends="BudgetAlert",
+    ),
+    Channel(
+        address="usage_dead.{reason}",
+        description="Usage events the cost ledger could not record, with the reason and the "
+        "original bytes; stream USAGE_DEAD (header Revo-Dead-Reason).",
+        sends="UsageDeadLetter",
     ),
     Channel(
         address="runs.submit.{tenant}",

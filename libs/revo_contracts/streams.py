@@ -40,4 +40,12 @@ RUN_EVENTS = StreamSpec(
     description="The replayable event log of every run.",
 )
 
-ALL_STREAMS: tuple[StreamSpec, ...] = (USAGE, RUNS, RUN_EVENTS)
+USAGE_DEAD = StreamSpec(
+    name="USAGE_DEAD",
+    subjects=("usage_dead.>",),
+    max_age_s=30 * 24 * 3600,
+    description="Usage events the cost ledger could not record, with the reason "
+    "(usage_dead.<reason>); kept for an operator to inspect or replay.",
+)
+
+ALL_STREAMS: tuple[StreamSpec, ...] = (USAGE, RUNS, RUN_EVENTS, USAGE_DEAD)

@@ -16,6 +16,17 @@ INFERENCE_MODELS = "inference.models"
 INFERENCE_QUEUE_GROUP = "inference"
 
 USAGE_ALL = "usage.>"
+# Usage events the cost ledger could not record (stream USAGE_DEAD): outside `usage.>` on
+# purpose, so a dead letter is never consumed as a usage event again.
+USAGE_DEAD_ALL = "usage_dead.>"
+
+LEDGER_RESERVE = "ledger.reserve"
+LEDGER_SETTLE = "ledger.settle"
+LEDGER_BUDGET = "ledger.budget"
+LEDGER_REPORT = "ledger.report"
+LEDGER_PRICES_RELOAD = "ledger.prices.reload"
+LEDGER_QUEUE_GROUP = "cost-ledger"
+
 
 RUNS_SUBMIT_ALL = "runs.submit.>"
 RUNS_CONTROL_ALL = "runs.control.*"
@@ -83,3 +94,7 @@ def notify(channel: str, tenant: str) -> str:
 
 def alerts(tenant: str) -> str:
     return f"alerts.{token(tenant, 'tenant')}"
+
+
+def usage_dead(reason: str) -> str:
+    return f"usage_dead.{token(reason, 'reason')}"

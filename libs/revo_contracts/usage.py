@@ -26,3 +26,5 @@ class UsageEvent(msgspec.Struct, kw_only=True):
     route_reason: str = "local"
     run_id: str | None = None
     created_at: float = 0.0
+    # The API key the request came in with, when known: per-key budgets count it.
+    api_key_id: str | None = None
