@@ -42,6 +42,8 @@ bench: model
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/runs.py
 	$(BIN)/python bench/gateway.py
+	$(BIN)/python bench/routing.py
+	$(BIN)/python bench/ledger.py
 
 proto: $(INSTALLED)
 	$(BIN)/python -m revo_contracts.proto

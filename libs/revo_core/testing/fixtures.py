@@ -321,3 +321,54 @@ async def create_api_key(bus: Bus, tenant: str, role: str = "member") -> str:
         KeyCreateResponse,
     )
     return created.key
+
+
+# -- the cost ledger -------------------------------------------------------------------------
+
+
+def ledger_env(
+    nats_url: str, database_url: str, http_port: int, otlp_endpoint: str | None = None
+) -> dict[str, str]:
+    env = {
+        "NATS_URL": nats_url,
+        "REVO_COST_LEDGER_DATABASE_URL": database_url,
+        "REVO_COST_LEDGER_HTTP_PORT": str(http_port),
+        "REVO_COST_LEDGER_LOG_JSON": "true",
+        # Tests kill ledgers and wait for the redelivery: keep the wait short.
+        "REVO_COST_LEDGER_ACK_WAIT_S": "2",
+        "REVO_COST_LEDGER_PRICES_CHECK_S": "0.2",
+        "REVO_COST_LEDGER_DRAIN_GRACE_S": "5",
+        "OTEL_SERVICE_NAME": "cost-ledger",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+    if otlp_endpoint:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
+    return env
+
+
+class LedgerFactory:
+    """Starts cost-ledger processes for a test and stops whatever is left at the end."""
+
+    def __init__(self, base: Path, database_url: str, otlp_endpoint: str | None) -> None:
+        self.base = base
+        self.database_url = database_url
+        self.otlp_endpoint = otlp_endpoint
+        self.processes: list[ServiceProcess] = []
+
+    def start(self, nats_url: str, name: str, **overrides: str) -> ServiceProcess:
+        port = free_port()
+        env = ledger_env(nats_url, self.database_url, port, self.otlp_endpoint)
+        env.update(overrides)
+        return launch(self.processes, "revo_cost_ledger", port, env, self.base, name)
+
+    def stop_all(self) -> None:
+        stop_all(self.processes)
+
+
+@pytest.fixture(scope="session")
+def ledger_factory(
+    revo_tmp: Path, postgres: Postgres, otlp_receiver: OtlpReceiver
+) -> Iterator[LedgerFactory]:
+    factory = LedgerFactory(revo_tmp / "cost-ledger", postgres.dsn, otlp_receiver.endpoint)
+    yield factory
+    factory.stop_all()

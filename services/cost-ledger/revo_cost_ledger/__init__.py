@@ -1,0 +1,1 @@
+"""revo cost-ledger: usage records, prices, budgets (reserve -> settle), reports, alerts."""
