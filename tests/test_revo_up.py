@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 from pathlib import Path
 
@@ -61,6 +62,7 @@ def test_revo_status_lists_the_inference_service_from_nats(platform):
     assert status.returncode == 0, status.stdout + status.stderr
     assert "inference" in status.stdout and "inference.chat" in status.stdout
     assert "agent_runner" in status.stdout and "runs.api.list" in status.stdout
+    assert "cost_ledger" in status.stdout and "ledger.reserve" in status.stdout
 
 
 def test_revo_ask_streams_an_answer_and_reports_usage(platform):
@@ -71,6 +73,21 @@ def test_revo_ask_streams_an_answer_and_reports_usage(platform):
     assert ask.returncode == 0, ask.stderr
     assert "Paris" in ask.stdout
     assert "completion tokens" in ask.stderr
+
+
+def test_revo_cost_shows_the_asked_questions_usage_as_local(platform):
+    _, env, _ = platform
+    revo("ask", "Say hi.", "--max-tokens", "4", "--tenant", "cost-check", env=env)
+
+    for _ in range(40):  # the ledger records the usage event within moments
+        cost = revo("cost", "--tenant", "cost-check", env=env)
+        if "smollm2-135m-instruct" in cost.stdout:
+            break
+        time.sleep(0.25)
+
+    assert cost.returncode == 0, cost.stderr
+    assert "smollm2-135m-instruct  local" in cost.stdout
+    assert "local share 100.0%" in cost.stdout
 
 
 def test_revo_ask_for_an_unknown_model_fails_clearly(platform):

@@ -1,4 +1,4 @@
-"""`revo`: up, down, status, ask, run, runs, keys."""
+"""`revo`: up, down, status, ask, run, runs, keys, cost, budget."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ def parser() -> argparse.ArgumentParser:
     add_run_parser(commands)
     add_runs_parser(commands)
     add_keys_parser(commands)
+    add_cost_parsers(commands)
     return root
 
 
@@ -41,6 +42,22 @@ def add_keys_parser(commands: argparse._SubParsersAction) -> None:
     create.add_argument("--tenant", required=True)
     create.add_argument("--role", choices=("admin", "member"), default="member")
     create.add_argument("--name", help="what the key is for, to tell keys apart")
+
+
+def add_cost_parsers(commands: argparse._SubParsersAction) -> None:
+    cost = commands.add_parser("cost", help="spend by day, model and provider; savings; top runs")
+    cost.add_argument("--tenant", help="only this tenant (default: all)")
+    cost.add_argument(
+        "--since", help="7d, 12h, 2026-11-01 or a unix time (default: the last 30 days)"
+    )
+    cost.add_argument("--until", help="same forms as --since (default: today)")
+    cost.add_argument("--top", type=int, default=10, help="top runs by cost to list")
+    budget = commands.add_parser("budget", help="show, set or delete a tenant's budget")
+    budget.add_argument("--tenant", required=True)
+    budget.add_argument("--key", help="an API key id: that key's own budget")
+    budget.add_argument("--set", type=float, metavar="USD", help="set the limit, in dollars")
+    budget.add_argument("--period", choices=("day", "month"), default="month")
+    budget.add_argument("--delete", action="store_true")
 
 
 def add_run_parser(commands: argparse._SubParsersAction) -> None:
@@ -102,6 +119,14 @@ def main(argv: list[str] | None = None) -> int:
         from revo_cli.keys import keys_command
 
         return keys_command(args, nats_url(args.nats_url))
+    if args.command == "cost":
+        from revo_cli.cost import cost_command
+
+        return cost_command(args, nats_url(args.nats_url))
+    if args.command == "budget":
+        from revo_cli.cost import budget_command
+
+        return budget_command(args, nats_url(args.nats_url))
     from revo_cli.ask import ask, build_request
 
     request = build_request(args.question, args.model, args.max_tokens, args.tenant, args.system)

@@ -32,6 +32,7 @@ SERVICES: dict[str, tuple[str, str, int]] = {
     "inference": ("revo_inference", "REVO_INFERENCE_HTTP_PORT", 8101),
     "agent-runner": ("revo_agent_runner", "REVO_AGENT_RUNNER_HTTP_PORT", 8102),
     "chat-gateway": ("revo_chat_gateway", "REVO_CHAT_GATEWAY_HTTP_PORT", 8080),
+    "cost-ledger": ("revo_cost_ledger", "REVO_COST_LEDGER_HTTP_PORT", 8104),
 }
 READY_TIMEOUT_S = 300
 
@@ -112,6 +113,8 @@ def _own_env(name: str, state: PlatformState, base: Path) -> dict[str, str]:
         }
     if name == "chat-gateway":
         return {"REVO_CHAT_GATEWAY_DATABASE_URL": state.postgres_dsn}
+    if name == "cost-ledger":
+        return {"REVO_COST_LEDGER_DATABASE_URL": state.postgres_dsn}
     return {}
 
 
@@ -128,6 +131,7 @@ def _print_ready(state: PlatformState, seconds: float) -> None:
     say('  revo run assistant "What makes a good commit message?"')
     say("  revo runs            # runs so far, with status and tokens")
     say("  revo keys create --tenant default   # an API key for the web page and the API")
+    say("  revo cost            # spend by model and provider, local share, savings")
     say("  revo status          # services answering on NATS")
     say("  revo down            # stop everything")
     say(f"  logs: {state_dir() / 'logs'}")
