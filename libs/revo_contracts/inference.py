@@ -94,6 +94,8 @@ class ChatChunk(msgspec.Struct, kw_only=True, omit_defaults=True):
     finish_reason: str | None = None
     usage: Usage | None = None
     tool_calls: list[ToolCall] = []
+    # Where the answer comes from: "local", or the name of the cloud provider.
+    provider: str = "local"
 
 
 class EmbedRequest(msgspec.Struct, kw_only=True):

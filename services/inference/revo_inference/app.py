@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import web
 
 from revo_contracts import subjects
@@ -12,24 +14,30 @@ from revo_core.endpoints import Endpoints
 from revo_core.jetstream import ensure_streams
 from revo_core.logging import get_logger
 from revo_core.service import BUS, SETTINGS, create_service_app, ready_check
-from revo_inference.config import ModelSpec, load_models_config
+from revo_inference.cloud import CloudCaller
+from revo_inference.config import ModelsConfig, ModelSpec, load_models_config
 from revo_inference.embedder import LocalEmbedder
 from revo_inference.engine import LocalChatEngine
 from revo_inference.handlers import InferenceHandlers
 from revo_inference.prepare_model import embedding_model_dir, prepare
+from revo_inference.providers import CloudProvider
 from revo_inference.registry import ModelRegistry
+from revo_inference.router import Router
 from revo_inference.settings import InferenceSettings
 from revo_inference.usage import UsagePublisher
 
 SERVICE = "inference"
 REGISTRY: web.AppKey[ModelRegistry] = web.AppKey("registry", ModelRegistry)
 ENDPOINTS: web.AppKey[Endpoints] = web.AppKey("endpoints", Endpoints)
+CONFIG: web.AppKey[ModelsConfig] = web.AppKey("models_config", ModelsConfig)
+ROUTER: web.AppKey[Router] = web.AppKey("router", Router)
 log = get_logger("revo.inference")
 
 
 def create_app(settings: InferenceSettings) -> web.Application:
     app = create_service_app(SERVICE, settings)
     app.cleanup_ctx.append(_models_ctx)
+    app.cleanup_ctx.append(_providers_ctx)
     app.cleanup_ctx.append(_endpoints_ctx)
     return app
 
@@ -43,7 +51,14 @@ def resolve_model_path(spec: ModelSpec) -> str:
 async def _models_ctx(app: web.Application) -> AsyncIterator[None]:
     settings: InferenceSettings = app[SETTINGS]  # type: ignore[assignment]
     registry = ModelRegistry()
-    for spec in load_models_config(settings.models_file).models:
+    config = load_models_config(settings.models_file)
+    app[CONFIG] = config
+    for spec in config.models:
+        if not spec.load:
+            if spec.kind == "chat":
+                registry.add_unloaded_chat(spec)
+            log.info("model listed but not loaded", model=spec.name)
+            continue
         path = resolve_model_path(spec)
         if spec.kind == "chat":
             registry.add_chat(LocalChatEngine.load(spec, path))
@@ -56,12 +71,23 @@ async def _models_ctx(app: web.Application) -> AsyncIterator[None]:
     log.info("models unloaded")
 
 
+async def _providers_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The cloud providers (none by default) share one HTTP connection pool."""
+    config = app[CONFIG]
+    async with aiohttp.ClientSession() as session:
+        providers = [CloudProvider(spec, session) for spec in config.providers]
+        app[ROUTER] = Router(app[REGISTRY], providers, config.routing)
+        log.info("cloud providers", providers=[p.name for p in providers])
+        yield
+
+
 async def _endpoints_ctx(app: web.Application) -> AsyncIterator[None]:
     settings: InferenceSettings = app[SETTINGS]  # type: ignore[assignment]
     bus = app[BUS]
     await ensure_streams(bus.js)
     usage = UsagePublisher(bus)
-    handlers = InferenceHandlers(app[REGISTRY], usage)
+    cloud = CloudCaller(bus, app[CONFIG].routing.ledger_timeout_s)
+    handlers = InferenceHandlers(app[REGISTRY], usage, app[ROUTER], cloud)
     endpoints = Endpoints(
         bus,
         SERVICE,
@@ -78,4 +104,4 @@ async def _endpoints_ctx(app: web.Application) -> AsyncIterator[None]:
     log.info("serving", subjects=[subjects.INFERENCE_CHAT, subjects.INFERENCE_EMBED])
     yield
     await endpoints.stop(grace=settings.drain_grace_s)
-    await usage.flush()
+    await asyncio.gather(usage.flush(), cloud.flush())

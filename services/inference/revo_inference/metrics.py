@@ -33,3 +33,34 @@ USAGE_PUBLISH_FAILURES = Counter(
     "revo_inference_usage_publish_failures_total",
     "Usage events that could not be stored in the USAGE stream after retries.",
 )
+ROUTED = Counter(
+    "revo_inference_routed_requests_total",
+    "Chat requests by where they ran (local/cloud) and the router's reason.",
+    ["route", "reason"],
+)
+FALLBACKS = Counter(
+    "revo_inference_fallbacks_total",
+    "Chat requests the local model could not serve, by reason (whether or not cloud took them).",
+    ["reason"],
+)
+LOCAL_SHARE = Gauge(
+    "revo_inference_local_share",
+    "Share of the chat requests routed since start that ran locally (0-1).",
+)
+PROVIDER_FAILURES = Counter(
+    "revo_inference_provider_failures_total",
+    "Cloud provider calls that failed before their first token (failed) or mid-stream (cut).",
+    ["provider", "kind"],
+)
+
+
+class _Share:
+    local = 0
+    total = 0
+
+
+def count_route(route: str, reason: str) -> None:
+    ROUTED.labels(route, reason).inc()
+    _Share.total += 1
+    _Share.local += route == "local"
+    LOCAL_SHARE.set(_Share.local / _Share.total)

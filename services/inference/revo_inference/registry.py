@@ -24,6 +24,10 @@ class ModelRegistry:
         self.chat[engine.spec.name] = engine
         self._register(engine.spec)
 
+    def add_unloaded_chat(self, spec: ModelSpec) -> None:
+        """A chat model listed with `load: false`: routable (to its fallbacks), not loaded."""
+        self._register(spec)
+
     def add_embed(self, embedder: LocalEmbedder) -> None:
         self.embed[embedder.spec.name] = embedder
         self._register(embedder.spec)
@@ -40,6 +44,14 @@ class ModelRegistry:
             raise NotFound(f"unknown chat model {name!r}", {"available": sorted(self.chat)})
         return self.chat[resolved]
 
+    def chat_spec(self, name: str) -> ModelSpec | None:
+        """The configured chat model of this name or alias, loaded or not."""
+        resolved = self._aliases.get(("chat", name), name)
+        return next((s for s in self._specs if s.kind == "chat" and s.name == resolved), None)
+
+    def chat_names(self) -> list[str]:
+        return [s.name for s in self._specs if s.kind == "chat"]
+
     def embedder(self, name: str) -> LocalEmbedder:
         resolved = self._aliases.get(("embed", name), name)
         if resolved not in self.embed:
@@ -51,7 +63,8 @@ class ModelRegistry:
 
     def _info(self, spec: ModelSpec) -> ModelInfo:
         if spec.kind == "chat":
-            loaded, dims = self.chat[spec.name].healthy, None
+            engine = self.chat.get(spec.name)
+            loaded, dims = engine is not None and engine.healthy, None
         else:
             loaded, dims = True, self.embed[spec.name].dimensions
         return ModelInfo(
