@@ -7,20 +7,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
-import re
 import sys
-import time
 
 from revo_cli.run_output import table
 from revo_contracts import subjects
 from revo_contracts.ledger import BudgetRequest, BudgetStatus, CostReport, ReportRequest
 from revo_core.bus import Bus
 from revo_core.errors import BusUnavailable, InvalidRequest, ServiceError
+from revo_core.when import parse_when
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-_AGO = re.compile(r"^(\d+)([dhm])$")
-_UNIT_S = {"d": 86_400, "h": 3_600, "m": 60}
 SPEND_COLUMNS = (
     "DAY", "TENANT", "MODEL", "PROVIDER", "EVENTS", "IN", "OUT", "COST", "CLOUD-EQUIV", "SAVED",
 )  # fmt: skip
@@ -79,28 +75,6 @@ async def _budget(bus: Bus, request: BudgetRequest) -> int:
     status = await bus.request(subjects.LEDGER_BUDGET, request, BudgetStatus)
     print("\n".join(budget_lines(status)))
     return EXIT_OK
-
-
-def parse_when(text: str | None, now: float | None = None) -> float | None:
-    """`7d`, `12h`, `30m` ago; an ISO date or date-time (UTC unless it says otherwise);
-    or a unix time."""
-    if text is None:
-        return None
-    now = time.time() if now is None else now
-    ago = _AGO.match(text.strip())
-    if ago:
-        return now - int(ago.group(1)) * _UNIT_S[ago.group(2)]
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        when = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"cannot read {text!r} as a time: use 7d, 12h, 2026-11-01") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.UTC)
-    return when.timestamp()
 
 
 def usd(micros: int) -> str:

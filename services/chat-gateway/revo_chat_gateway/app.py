@@ -9,6 +9,7 @@ import asyncpg
 from aiohttp import web
 
 from revo_chat_gateway import (
+    costs_api,
     openai_api,
     openapi,
     runs_api,
@@ -54,6 +55,7 @@ def add_api_routes(app: web.Application) -> None:
     openai_api.add_routes(app)
     runs_api.add_routes(app)
     sessions_api.add_routes(app)
+    costs_api.add_routes(app)
     ws_chat.add_routes(app)
     web_page.add_routes(app)
     openapi.add_routes(app)

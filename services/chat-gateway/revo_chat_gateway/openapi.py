@@ -1,6 +1,6 @@
 """`GET /openapi.json`: the gateway's HTTP API as OpenAPI 3.1, its schemas generated from
-the contracts (revo_contracts.gateway_http, .runs, .chat) so they cannot drift from the
-code. A test checks that every route of the app is in it and that real answers match it.
+the contracts (revo_contracts.gateway_http, .runs, .chat, .ledger) so they cannot drift
+from the code. A test checks that every route of the app is in it and that real answers match it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from aiohttp import web
 
 from revo_contracts import gateway_http as http
 from revo_contracts.chat import ChatClientFrame, ChatServerFrame
+from revo_contracts.ledger import CostReport
 from revo_contracts.runs import RunDetail, RunListResponse, RunStatus
 
 OPENAPI_PATH = "/openapi.json"
@@ -40,6 +41,7 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 
 _RUN_ID = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _LIMIT = {"type": "integer", "minimum": 1, "maximum": 500}
+_WHEN = "From this UTC day: 7d, 12h, 2026-11-01 or a unix time (default: {default})"
 
 OPERATIONS = (
     Operation("get", "/v1/whoami", "Who the credentials are: tenant, role, how", http.Whoami),
@@ -100,6 +102,18 @@ OPERATIONS = (
     ),
     Operation(
         "get",
+        "/v1/costs",
+        "The tenant's spend: by day, model and provider; local share; savings; top runs",
+        CostReport,
+        parameters=[
+            _query("since", {"type": "string"}, _WHEN.format(default="30 days ago")),
+            _query("until", {"type": "string"}, _WHEN.format(default="today")),
+            _query("top", {"type": "integer", "minimum": 0, "maximum": 100}, "Top runs (10)"),
+        ],
+        errors=(400, 401, 429, 503),
+    ),
+    Operation(
+        "get",
         "/v1/ws",
         "WebSocket chat (upgrade)",
         parameters=[
@@ -154,7 +168,7 @@ def build_document() -> dict[str, Any]:
             "title": "revo chat gateway",
             "version": version("revo"),
             "description": "The public entry of revo: chat with agents (WebSocket, "
-            "OpenAI-compatible), runs and sessions of the caller's tenant.",
+            "OpenAI-compatible), runs, sessions and costs of the caller's tenant.",
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],

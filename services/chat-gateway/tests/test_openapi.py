@@ -58,7 +58,9 @@ def test_every_route_of_the_gateway_is_documented(document):
     assert routes == documented
 
 
-async def test_real_answers_match_their_schemas(document, scripted_gateway, scripted_model, key):
+async def test_real_answers_match_their_schemas(
+    document, scripted_gateway, scripted_model, scripted_ledger, key
+):
     url = base_url(scripted_gateway)
     with scripted_default(scripted_model, Script([text(ANSWER)])):
         raw = await openai_client(scripted_gateway, key).chat.completions.with_raw_response.create(
@@ -75,6 +77,7 @@ async def test_real_answers_match_their_schemas(document, scripted_gateway, scri
         "RunDetail": http("GET", f"{url}/v1/runs/{run_id}", key)[2],
         "CancelResult": http("POST", f"{url}/v1/runs/{run_id}/cancel", key)[2],
         "SessionList": http("GET", f"{url}/v1/sessions", key)[2],
+        "CostReport": http("GET", f"{url}/v1/costs", key)[2],
         "ErrorBody": http("GET", f"{url}/v1/runs/r0000000000", key)[2],
     }
     for name, answer in answers.items():

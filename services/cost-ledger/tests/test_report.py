@@ -9,9 +9,10 @@ import time
 
 from ledger_testkit import new_tenant, publish, set_budget, usage_event, wait_recorded
 
-from revo_cli.cost import parse_when, usd
+from revo_cli.cost import usd
 from revo_contracts import subjects
 from revo_contracts.ledger import CostReport, ReportRequest
+from revo_core.when import parse_when
 
 DAY = 86_400.0
 REVO = [sys.executable, "-m", "revo_cli.main"]
