@@ -197,6 +197,10 @@ async def test_a_prompt_beyond_the_local_context_goes_to_the_cloud_with_its_reas
     assert provider_call.parent_span_id == span.span_id
     assert provider_call.attributes["gen_ai.system"] == "primary"
     assert otlp_receiver.wait_for(trace_id, "ledger.reserve process").service == "cost-ledger"
+    # ... and the ledger's recording of the request's usage event closes the same trace.
+    recording = otlp_receiver.wait_for(trace_id, f"usage.{who} process")
+    assert recording.service == "cost-ledger"
+    assert recording.attributes["gen_ai.response.model"] == "cloud-small"
 
 
 async def test_a_model_not_loaded_here_is_served_by_its_cloud_fallback(rbus, cloud):
