@@ -7,6 +7,7 @@ writes nothing and exits 1 when proto/ differs from what the Structs say.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -76,7 +77,22 @@ def _operation(channel: Channel) -> dict[str, Any]:
 
 
 def _dump(document: dict[str, Any]) -> str:
-    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+    return json.dumps(_clean_descriptions(document), indent=2, sort_keys=True) + "\n"
+
+
+def _clean_descriptions(node: Any) -> Any:
+    """Docstrings dedented here, not by msgspec: its releases differ (0.19 kept the
+    indentation, 0.23 strips it), and proto/ must not change with the installed version."""
+    if isinstance(node, dict):
+        return {
+            key: inspect.cleandoc(value)
+            if key == "description" and isinstance(value, str)
+            else _clean_descriptions(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_clean_descriptions(item) for item in node]
+    return node
 
 
 def stale_files(proto_dir: Path) -> list[str]:
