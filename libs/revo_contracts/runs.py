@@ -46,6 +46,9 @@ class RunSubmit(msgspec.Struct, kw_only=True, omit_defaults=True):
     limits: RunLimits = msgspec.field(default_factory=RunLimits)
     workspace: Workspace | None = None
     submitted_at: float = 0.0
+    # Who the run works for, where the submitter knows (the gateway's authenticated
+    # subject): agents recall and remember that user's own memories besides the tenant's.
+    user: Annotated[str, Meta(min_length=1, max_length=256)] | None = None
 
 
 class RunEventBase(msgspec.Struct, kw_only=True, tag_field="type", omit_defaults=True):

@@ -28,6 +28,16 @@ class Principal:
     role: str
     via: str  # "api_key" or "jwt"
 
+    def user(self, claimed: str | None = None) -> str:
+        """The user a run is for (agents recall and remember that user's memories).
+
+        A JWT's subject: the token vouches for it, so a claim cannot override it. Behind
+        an API key, the end user the application names (OpenAI's `user` field), else the
+        key itself."""
+        if self.via == "jwt":
+            return self.subject
+        return claimed or f"key:{self.subject}"
+
 
 class KeyStore:
     def __init__(self, pool: asyncpg.Pool) -> None:

@@ -263,6 +263,7 @@ class ChatHub:
             agent=agent,
             messages=[ChatMessage(role="user", content=text)],
             session_id=live.session_id,
+            user=principal.user(),
         )
         async with AsyncExitStack() as stack:
             await stack.enter_async_context(self.limiter.run_slot(limit_key(principal)))

@@ -6,11 +6,13 @@ import asyncio
 import uuid
 
 import aiohttp
+import msgspec
 import openai
 import pytest
 from gateway_testkit import base_url, hs256_token, http, openai_client, scripted_default
 
-from revo_contracts.runs import RunGetRequest
+from revo_contracts import subjects
+from revo_contracts.runs import RunGetRequest, RunSubmit
 from revo_core.embedded.nats_server import NatsServer
 from revo_core.runs import get_run
 from revo_core.testing.fixtures import create_api_key
@@ -77,6 +79,35 @@ async def test_a_completion_answers_with_the_run_s_answer(scripted_gateway, key,
     assert completion.choices[0].message.content == ANSWER
     assert completion.choices[0].finish_reason == "stop"
     assert completion.usage.total_tokens == 60
+
+
+async def test_a_run_is_for_the_token_s_subject_or_else_the_application_s_user(
+    scripted_gateway, scripted_bus, answers
+):
+    """The run's user is whose memories agents recall: a JWT vouches for its subject, an
+    API key's application names its end user (OpenAI's `user`), else the key stands."""
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    key = await create_api_key(scripted_bus, tenant)
+    submitted: list[RunSubmit] = []
+
+    async def keep(msg) -> None:
+        submitted.append(msgspec.json.decode(msg.data, type=RunSubmit))
+
+    # Runs are published to a stream; a plain subscription sees each one as it is stored.
+    subscription = await scripted_bus.nc.subscribe(subjects.runs_submit(tenant), cb=keep)
+    try:
+        token = hs256_token(tenant, sub="user-7")
+        await openai_client(scripted_gateway, token).chat.completions.create(
+            model="revo/chatty", messages=MESSAGES, user="someone-else"
+        )
+        client = openai_client(scripted_gateway, key)
+        await client.chat.completions.create(model="revo/chatty", messages=MESSAGES, user="eu-1")
+        await client.chat.completions.create(model="revo/chatty", messages=MESSAGES)
+    finally:
+        await subscription.unsubscribe()
+
+    key_id = key.split("_")[1]
+    assert [run.user for run in submitted] == ["user-7", "eu-1", f"key:{key_id}"]
 
 
 async def test_a_streamed_completion_joins_to_the_answer_and_ends_normally(
