@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from revo_contracts import chat, gateway, inference, ledger, runs, subjects, usage
+from revo_contracts import chat, gateway, inference, ledger, memory, runs, subjects, usage
 from revo_contracts.errors import Error
 
 MESSAGES: tuple[type[msgspec.Struct], ...] = (
@@ -58,6 +58,14 @@ MESSAGES: tuple[type[msgspec.Struct], ...] = (
     chat.ChatToken,
     chat.ChatError,
     chat.ChatPong,
+    memory.MemoryStoreRequest,
+    memory.MemoryStoreResponse,
+    memory.MemoryRecallRequest,
+    memory.MemoryRecallResponse,
+    memory.MemoryForgetRequest,
+    memory.MemoryForgetResponse,
+    memory.MemoryHistoryRequest,
+    memory.MemoryHistoryResponse,
     Error,
 )
 
@@ -223,6 +231,37 @@ CHANNELS: tuple[Channel, ...] = (
         sends="ChatClientFrame",
         replies=("ChatServerFrame",),
         reply_is_stream=True,
+    ),
+    Channel(
+        address=subjects.MEMORY_STORE,
+        description="Store memories (one embedding call for the batch) in a scope: tenant, "
+        "optionally repository, agent, user. A text as similar as the service's threshold "
+        "to a memory of the same scope becomes that memory's new version. Errors: "
+        "invalid_request, upstream_error (inference.embed down; nothing written). Queue "
+        "group 'memory'.",
+        sends="MemoryStoreRequest",
+        replies=("MemoryStoreResponse", "Error"),
+    ),
+    Channel(
+        address=subjects.MEMORY_RECALL,
+        description="Memories relevant to a query (vector similarity + full-text keyword "
+        "match), best first, filtered, cut to the caller's token budget. Queue group 'memory'.",
+        sends="MemoryRecallRequest",
+        replies=("MemoryRecallResponse", "Error"),
+    ),
+    Channel(
+        address=subjects.MEMORY_FORGET,
+        description="Delete a tenant's memories by id or by filter, with their history. "
+        "Queue group 'memory'.",
+        sends="MemoryForgetRequest",
+        replies=("MemoryForgetResponse", "Error"),
+    ),
+    Channel(
+        address=subjects.MEMORY_HISTORY,
+        description="Every version of one memory of the tenant, oldest first (not_found for "
+        "another tenant's). Queue group 'memory'.",
+        sends="MemoryHistoryRequest",
+        replies=("MemoryHistoryResponse", "Error"),
     ),
 )
 

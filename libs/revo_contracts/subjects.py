@@ -27,6 +27,11 @@ LEDGER_REPORT = "ledger.report"
 LEDGER_PRICES_RELOAD = "ledger.prices.reload"
 LEDGER_QUEUE_GROUP = "cost-ledger"
 
+MEMORY_STORE = "memory.store"
+MEMORY_RECALL = "memory.recall"
+MEMORY_FORGET = "memory.forget"
+MEMORY_HISTORY = "memory.history"
+MEMORY_QUEUE_GROUP = "memory"
 
 RUNS_SUBMIT_ALL = "runs.submit.>"
 RUNS_CONTROL_ALL = "runs.control.*"
