@@ -44,6 +44,7 @@ bench: model
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/routing.py
 	$(BIN)/python bench/ledger.py
+	$(BIN)/python bench/memory.py
 
 proto: $(INSTALLED)
 	$(BIN)/python -m revo_contracts.proto

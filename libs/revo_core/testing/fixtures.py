@@ -372,3 +372,83 @@ def ledger_factory(
     factory = LedgerFactory(revo_tmp / "cost-ledger", postgres.dsn, otlp_receiver.endpoint)
     yield factory
     factory.stop_all()
+
+
+# -- the memory service ----------------------------------------------------------------------
+
+# An inference service with only the embedding model: starts in seconds (no vLLM engine).
+EMBED_ONLY_MODELS_YAML = """
+models:
+  - name: all-minilm-l6-v2
+    kind: embed
+    path: embedded
+    aliases: [auto, default]
+    max_context: 256
+"""
+
+
+def embed_only_inference(
+    nats_url: str, base: Path, otlp_endpoint: str | None = None, **overrides: str
+) -> ServiceProcess:
+    """Start (and wait for) an inference service that serves only `inference.embed`."""
+    models_file = base / "embed-only-models.yaml"
+    models_file.parent.mkdir(parents=True, exist_ok=True)
+    models_file.write_text(EMBED_ONLY_MODELS_YAML)
+    port = free_port()
+    env = inference_env(nats_url, port, otlp_endpoint)
+    env["REVO_INFERENCE_MODELS_FILE"] = str(models_file)
+    env.update(overrides)
+    process = ServiceProcess(
+        "revo_inference", port, env, base / "logs" / f"inference-embed-{port}.log"
+    ).start()
+    try:
+        process.wait_ready(120)
+    except Exception:
+        process.stop(timeout=5)
+        raise
+    return process
+
+
+def memory_env(
+    nats_url: str, database_url: str, http_port: int, otlp_endpoint: str | None = None
+) -> dict[str, str]:
+    env = {
+        "NATS_URL": nats_url,
+        "REVO_MEMORY_DATABASE_URL": database_url,
+        "REVO_MEMORY_HTTP_PORT": str(http_port),
+        "REVO_MEMORY_LOG_JSON": "true",
+        "REVO_MEMORY_DRAIN_GRACE_S": "5",
+        "OTEL_SERVICE_NAME": "memory",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+    if otlp_endpoint:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
+    return env
+
+
+class MemoryFactory:
+    """Starts memory service processes for a test and stops whatever is left at the end."""
+
+    def __init__(self, base: Path, database_url: str, otlp_endpoint: str | None) -> None:
+        self.base = base
+        self.database_url = database_url
+        self.otlp_endpoint = otlp_endpoint
+        self.processes: list[ServiceProcess] = []
+
+    def start(self, nats_url: str, name: str, **overrides: str) -> ServiceProcess:
+        port = free_port()
+        env = memory_env(nats_url, self.database_url, port, self.otlp_endpoint)
+        env.update(overrides)
+        return launch(self.processes, "revo_memory", port, env, self.base, name)
+
+    def stop_all(self) -> None:
+        stop_all(self.processes)
+
+
+@pytest.fixture(scope="session")
+def memory_factory(
+    revo_tmp: Path, postgres: Postgres, otlp_receiver: OtlpReceiver
+) -> Iterator[MemoryFactory]:
+    factory = MemoryFactory(revo_tmp / "memory", postgres.dsn, otlp_receiver.endpoint)
+    yield factory
+    factory.stop_all()

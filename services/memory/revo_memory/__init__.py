@@ -1,0 +1,1 @@
+"""revo's memory service: what agents learn, stored, deduplicated and recalled by scope."""
