@@ -63,6 +63,7 @@ def test_revo_status_lists_the_inference_service_from_nats(platform):
     assert "inference" in status.stdout and "inference.chat" in status.stdout
     assert "agent_runner" in status.stdout and "runs.api.list" in status.stdout
     assert "cost_ledger" in status.stdout and "ledger.reserve" in status.stdout
+    assert "memory" in status.stdout and "memory.recall" in status.stdout
 
 
 def test_revo_ask_streams_an_answer_and_reports_usage(platform):
@@ -124,6 +125,26 @@ def test_revo_keys_create_gives_a_key_the_gateway_and_its_page_accept(platform):
         assert json.loads(response.read())["tenant"] == "default"
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as page:
         assert page.headers["Content-Type"].startswith("text/html")
+
+
+def test_revo_memory_adds_searches_and_forgets_a_memory(platform):
+    _, env, _ = platform
+    scope = ["--tenant", "memory-check", "--repo", "acme/api"]
+
+    added = revo("memory", "add", "CI runs the test suite with pytest on 4 workers.",
+                 "--kind", "fact", "--tag", "ci", *scope, env=env)  # fmt: skip
+    found = revo("memory", "search", "how are the tests run in CI?", *scope, env=env)
+    elsewhere = revo("memory", "search", "how are the tests run in CI?", "--tenant", "other",
+                     env=env)  # fmt: skip
+    memory_id = added.stdout.split()[1] if added.stdout.startswith("created ") else "?"
+    forgot = revo("memory", "forget", memory_id, *scope, env=env)
+    after = revo("memory", "search", "how are the tests run in CI?", *scope, env=env)
+
+    assert added.returncode == 0, added.stdout + added.stderr
+    assert found.returncode == 0 and "pytest on 4 workers" in found.stdout, found.stderr
+    assert "no memories found" in elsewhere.stdout
+    assert forgot.returncode == 0 and "forgot 1 memories" in forgot.stdout, forgot.stderr
+    assert "no memories found" in after.stdout
 
 
 def test_a_second_revo_up_refuses_and_points_to_revo_down(platform):

@@ -1,4 +1,4 @@
-"""`revo`: up, down, status, ask, run, runs, keys, cost, budget."""
+"""`revo`: up, down, status, ask, run, runs, keys, cost, budget, memory."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import sys
 import typing
 
+from revo_cli.memory import add_memory_parser
 from revo_cli.state import nats_url
 from revo_contracts.runs import RunStatus
 from revo_core.logging import configure_logging
@@ -32,6 +33,7 @@ def parser() -> argparse.ArgumentParser:
     add_runs_parser(commands)
     add_keys_parser(commands)
     add_cost_parsers(commands)
+    add_memory_parser(commands)
     return root
 
 
@@ -127,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         from revo_cli.cost import budget_command
 
         return budget_command(args, nats_url(args.nats_url))
+    if args.command == "memory":
+        from revo_cli.memory import memory_command
+
+        return memory_command(args, nats_url(args.nats_url))
     from revo_cli.ask import ask, build_request
 
     request = build_request(args.question, args.model, args.max_tokens, args.tenant, args.system)

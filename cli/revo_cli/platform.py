@@ -33,6 +33,7 @@ SERVICES: dict[str, tuple[str, str, int]] = {
     "agent-runner": ("revo_agent_runner", "REVO_AGENT_RUNNER_HTTP_PORT", 8102),
     "chat-gateway": ("revo_chat_gateway", "REVO_CHAT_GATEWAY_HTTP_PORT", 8080),
     "cost-ledger": ("revo_cost_ledger", "REVO_COST_LEDGER_HTTP_PORT", 8104),
+    "memory": ("revo_memory", "REVO_MEMORY_HTTP_PORT", 8103),
 }
 READY_TIMEOUT_S = 300
 
@@ -115,6 +116,8 @@ def _own_env(name: str, state: PlatformState, base: Path) -> dict[str, str]:
         return {"REVO_CHAT_GATEWAY_DATABASE_URL": state.postgres_dsn}
     if name == "cost-ledger":
         return {"REVO_COST_LEDGER_DATABASE_URL": state.postgres_dsn}
+    if name == "memory":
+        return {"REVO_MEMORY_DATABASE_URL": state.postgres_dsn}
     return {}
 
 
@@ -132,6 +135,8 @@ def _print_ready(state: PlatformState, seconds: float) -> None:
     say("  revo runs            # runs so far, with status and tokens")
     say("  revo keys create --tenant default   # an API key for the web page and the API")
     say("  revo cost            # spend by model and provider, local share, savings")
+    say('  revo memory add "CI runs pytest on 4 workers"   # something agents should know')
+    say('  revo memory search "how is CI run"              # recall it')
     say("  revo status          # services answering on NATS")
     say("  revo down            # stop everything")
     say(f"  logs: {state_dir() / 'logs'}")
