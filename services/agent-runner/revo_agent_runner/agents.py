@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 import yaml
+from msgspec import Meta
 
 from revo_agent_runner.tools import TOOLS
+from revo_contracts.memory import MemoryKind
 
 
 class AgentConfigError(Exception):
@@ -22,12 +24,25 @@ class OpeningCall(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     arguments: dict[str, Any] = {}
 
 
+class RecallSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Memories the agent is given before its first step, recalled with the user's latest
+    message: at most `top_k`, each scoring at least `min_score`, `token_budget` tokens of
+    text in all (so they never crowd the conversation out of the prompt)."""
+
+    top_k: Annotated[int, Meta(ge=1, le=20)] = 5
+    token_budget: Annotated[int, Meta(ge=1, le=4000)] = 400
+    min_score: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.3
+    kinds: list[MemoryKind] = []
+
+
 class AgentSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     name: str = ""
     description: str = ""
     prompt: str
     tools: list[str] = []
     opening: list[OpeningCall] = []
+    # Set: relevant memories go into the system prompt before the first step, tools or not.
+    recall: RecallSettings | None = None
     # True: without a workspace the agent chats in plain text instead of calling tools.
     tools_need_workspace: bool = False
     # "lint_findings": the final answer carries the linter's findings, from the tool

@@ -44,6 +44,7 @@ class RunsApi:
 
 
 def tools_of(agent: AgentSpec) -> list[str]:
-    """Every tool the agent uses: its opening calls' and those the model may call."""
-    opening = [call.tool for call in agent.opening]
+    """Every tool the agent uses: its opening calls' (its recall before the first step
+    among them) and those the model may call."""
+    opening = [call.tool for call in agent.opening] + (["recall"] if agent.recall else [])
     return list(dict.fromkeys([*opening, *agent.tools]))

@@ -172,4 +172,6 @@ class RunExecutor:
             known_answers=[c.text for c in controls if isinstance(c, Answer)],
             live_answers=run.live_answers,
             max_tool_output_chars=self.settings.max_tool_output_chars,
+            bus=self.bus,
+            memory_timeout_s=self.settings.memory_timeout_s,
         )

@@ -18,9 +18,10 @@ from revo_agent_runner import metrics, prompting
 from revo_agent_runner.agents import AgentSpec
 from revo_agent_runner.event_log import RunLog
 from revo_agent_runner.model import ModelClient, ModelReply
-from revo_agent_runner.replay import call_key
+from revo_agent_runner.replay import CONTEXT_STEP, call_key
 from revo_agent_runner.report import lint_report, render_lint_report
 from revo_agent_runner.tools import TOOLS, ToolContext, ToolError, ToolSpec
+from revo_agent_runner.tools.memory import MAX_QUERY_CHARS, NO_MEMORIES
 from revo_contracts import subjects
 from revo_contracts.inference import ChatMessage, ChatRequest, Usage
 from revo_contracts.runs import (
@@ -33,6 +34,7 @@ from revo_contracts.runs import (
     ToolResult,
     WaitingForInput,
 )
+from revo_core.bus import Bus
 from revo_core.errors import BusUnavailable, InvalidRequest, ServiceError
 from revo_core.logging import get_logger
 from revo_core.tracing import internal_span
@@ -75,6 +77,9 @@ class RunContext:
     live_answers: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     prompt_budget_chars: int = 6000
     max_tool_output_chars: int = 16_000
+    # For tools that ask other services (memory); None where there is none to ask.
+    bus: Bus | None = None
+    memory_timeout_s: float = 5.0
 
 
 class AgentLoop:
@@ -92,6 +97,7 @@ class AgentLoop:
         self.budget_chars = 0
         # The tools offered at the current step.
         self.offered: list[str] = ctx.agent.tools
+        self.recall_call_id = f"{ctx.submit.run_id}-m1"
 
     async def run(self) -> None:
         """Execute until the run's last event; failures become a `failed` event."""
@@ -105,6 +111,7 @@ class AgentLoop:
             raise RunStop("invalid_request", "the run has neither a task nor user messages")
         await self._finish_pending_calls()
         await self._opening_calls()
+        await self._recall_memories()
         if not self.uses_tools:
             await self._chat_step()
             return
@@ -203,13 +210,23 @@ class AgentLoop:
             return
         await self._run_tool(step, call_id, call.spec, call.args)
 
-    async def _run_tool(self, step: int, call_id: str, spec: ToolSpec, args: Any) -> None:
-        ctx = ToolContext(
+    def _tool_context(self, call_id: str) -> ToolContext:
+        workspace = self.submit.workspace
+        return ToolContext(
             workspace=self.ctx.workspace or Path("."),
             run_id=self.submit.run_id,
             tenant=self.submit.tenant,
             call_id=call_id,
+            agent=self.agent.name,
+            user=self.submit.user,
+            # The run's repository even where no checkout was made (a plain chat about it).
+            repository=workspace.repo if workspace is not None else None,
+            bus=self.ctx.bus,
+            request_timeout_s=self.ctx.memory_timeout_s,
         )
+
+    async def _run_tool(self, step: int, call_id: str, spec: ToolSpec, args: Any) -> None:
+        ctx = self._tool_context(call_id)
         with internal_span(
             f"tool {spec.name}", {"revo.run_id": self.submit.run_id, "revo.tool": spec.name}
         ) as span:
@@ -276,6 +293,36 @@ class AgentLoop:
             call = ParsedCall(spec, opening.arguments, spec.decode_args(opening.arguments))
             await self._call_tool(index, call_id, call)
 
+    async def _recall_memories(self) -> None:
+        """The agent's recall before its first step, recorded as a `recall` call at the
+        context step: what it finds goes into the system prompt. When memory is out of
+        reach the failed result says the recall was skipped, and the run goes on without."""
+        settings = self.agent.recall
+        call_id = self.recall_call_id
+        if settings is None or call_id in self.state.calls:
+            return  # made before this attempt (one left pending was rerun above)
+        query = prompting.latest_user_text(self.submit)[:MAX_QUERY_CHARS].strip()
+        if not query:
+            return
+        arguments: dict[str, Any] = {
+            "query": query,
+            "top_k": settings.top_k,
+            "min_score": settings.min_score,
+            "token_budget": settings.token_budget,
+        }
+        if settings.kinds:
+            arguments["kinds"] = list(settings.kinds)
+        spec = TOOLS["recall"]
+        call = ParsedCall(spec, arguments, spec.decode_args(arguments))
+        await self._call_tool(CONTEXT_STEP, call_id, call)
+
+    def _recalled(self) -> str | None:
+        """What the recall before the first step found, for the system prompt."""
+        result = self.state.results.get(self.recall_call_id)
+        if result is None or not result.ok or result.output.startswith(NO_MEMORIES):
+            return None
+        return result.output
+
     # -- model calls and limits ----------------------------------------------------------
 
     def _next_step(self) -> int:
@@ -296,7 +343,9 @@ class AgentLoop:
 
     def _messages(self, extra: list[ChatMessage]) -> list[ChatMessage]:
         messages = [
-            prompting.system_message(self.agent, self.submit, self.ctx.workspace is not None),
+            prompting.system_message(
+                self.agent, self.submit, self.ctx.workspace is not None, self._recalled()
+            ),
             *self.ctx.history,
             *prompting.input_messages(self.submit),
             *self.state.conversation,

@@ -15,6 +15,10 @@ _SHRUNK = "\n[... shortened to fit the model's context ...]"
 CHARS_PER_TOKEN = 2.8
 # Room for the chat template's own tokens around each message.
 TEMPLATE_TOKENS = 64
+RECALLED_HEADER = (
+    "What you remember from earlier conversations and runs (it may be out of date; "
+    "the user and the code come first):"
+)
 
 
 def budget_for(context_tokens: int, max_tokens: int) -> int:
@@ -35,7 +39,9 @@ def shrunk_budget(budget_chars: int, details: dict, max_tokens: int) -> int | No
     return max(int(budget_chars * min(room / prompt, 0.9) * 0.95), 300)
 
 
-def system_message(agent: AgentSpec, submit: RunSubmit, has_workspace: bool) -> ChatMessage:
+def system_message(
+    agent: AgentSpec, submit: RunSubmit, has_workspace: bool, recalled: str | None = None
+) -> ChatMessage:
     text = agent.prompt.strip()
     if has_workspace and submit.workspace is not None:
         text += (
@@ -43,7 +49,17 @@ def system_message(agent: AgentSpec, submit: RunSubmit, has_workspace: bool) -> 
             f"{' at ' + submit.workspace.ref if submit.workspace.ref else ''}; "
             "tool paths are relative to its root."
         )
+    if recalled:
+        # In the system message, which is never cut: its size is bounded by the recall's
+        # token budget. One system message, as some chat templates accept no second one.
+        text += f"\n\n{RECALLED_HEADER}\n{recalled}"
     return ChatMessage(role="system", content=text)
+
+
+def latest_user_text(submit: RunSubmit) -> str:
+    """The user's latest message (or the task): what the agent's recall looks for."""
+    users = [m for m in input_messages(submit) if m.role == "user"]
+    return users[-1].content if users else ""
 
 
 def input_messages(submit: RunSubmit) -> list[ChatMessage]:

@@ -24,6 +24,10 @@ from revo_contracts.runs import (
     WaitingForInput,
 )
 
+# The step of calls the runner makes for the agent before its first step (the assistant's
+# recall): their results go into the system prompt, not into the conversation.
+CONTEXT_STEP = 0
+
 
 def call_key(tool: str, arguments: dict) -> str:
     """Identity of a call for the stuck-loop guard: the tool and its canonical arguments."""
@@ -82,9 +86,11 @@ class RunState:
 
     def _tool_called(self, event: ToolCalled) -> None:
         self.steps = max(self.steps, event.step)
-        self.call_counts[call_key(event.tool, event.arguments)] += 1
         self.calls[event.call_id] = event
         self.pending[event.call_id] = event
+        if event.step == CONTEXT_STEP:
+            return
+        self.call_counts[call_key(event.tool, event.arguments)] += 1
         call = ToolCall(
             id=event.call_id,
             function=FunctionCall(name=event.tool, arguments=json.dumps(event.arguments)),
@@ -97,6 +103,8 @@ class RunState:
         self.results[event.call_id] = event
         if called is not None and called.tool == "ask_user":
             self.questions_answered += 1
+        if event.step == CONTEXT_STEP:
+            return
         content = event.output if event.ok else f"error: {event.error}"
         self.conversation.append(
             ChatMessage(role="tool", content=content, tool_call_id=event.call_id)

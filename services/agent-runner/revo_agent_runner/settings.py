@@ -39,3 +39,6 @@ class AgentRunnerSettings(ServiceSettings):
     session_history_turns: int = 10
     # Tool output beyond this many characters is cut before it goes back to the model.
     max_tool_output_chars: int = 16_000
+    # How long recall and remember wait for the memory service; past it the tool fails
+    # (and an agent's recall before its first step is skipped).
+    memory_timeout_s: float = 5.0

@@ -39,7 +39,17 @@ async def test_assistant_chats_with_the_real_model(real_runner, bus):
 
     record = await run_to_end(bus, submit, timeout=120)
 
-    assert record.types == ["queued", "started", "model_call", "assistant_message", "finished"]
+    # Its recall before answering comes first (skipped here: no memory service runs).
+    assert record.types == [
+        "queued",
+        "started",
+        "tool_called",
+        "tool_result",
+        "model_call",
+        "assistant_message",
+        "finished",
+    ]
+    assert record.of_type("tool_called")[0].tool == "recall"
     assert record.of_type("model_call")[0].model == EMBEDDED_CHAT_MODEL
     assert record.last.answer.strip()
     assert "".join(t.delta for t in record.tokens) == record.last.answer

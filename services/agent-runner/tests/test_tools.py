@@ -68,6 +68,8 @@ def test_the_registry_holds_every_tool_with_its_flags() -> None:
         "search_code",
         "run_linter",
         "detect_languages",
+        "recall",
+        "remember",
         "final_answer",
         "ask_user",
     }

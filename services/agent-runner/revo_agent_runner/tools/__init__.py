@@ -7,6 +7,7 @@ from revo_agent_runner.tools.ask import ASK_USER
 from revo_agent_runner.tools.base import ToolArgumentsError, ToolContext, ToolError, ToolSpec
 from revo_agent_runner.tools.files import LIST_FILES, READ_FILE, WRITE_FILE
 from revo_agent_runner.tools.lint import DETECT_LANGUAGES, RUN_LINTER
+from revo_agent_runner.tools.memory import RECALL, REMEMBER
 from revo_agent_runner.tools.paths import PathOutsideWorkspace
 from revo_agent_runner.tools.search import SEARCH_CODE
 
@@ -19,6 +20,8 @@ TOOLS: dict[str, ToolSpec] = {
         SEARCH_CODE,
         RUN_LINTER,
         DETECT_LANGUAGES,
+        RECALL,
+        REMEMBER,
         FINAL_ANSWER,
         ASK_USER,
     )

@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
+
+if TYPE_CHECKING:
+    from revo_core.bus import Bus
 
 # Tool output lands in the model's context window; a few thousand tokens at most.
 MAX_OUTPUT_CHARS = 16_000
@@ -34,6 +37,13 @@ class ToolContext:
     tenant: str
     # Unique per call within the run and stable across a resume ("<run>-s3-c0").
     call_id: str
+    # Who the run works for: the scope of what memory tools recall and remember.
+    agent: str = ""
+    user: str | None = None
+    repository: str | None = None
+    # For tools that ask another service over NATS (None: no such tool can work here).
+    bus: Bus | None = None
+    request_timeout_s: float = 5.0
 
 
 ToolFunction = Callable[[ToolContext, Any], Awaitable[str]]
