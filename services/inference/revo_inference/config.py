@@ -21,6 +21,8 @@ class ModelSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_context: Annotated[int, Meta(ge=16)]
     price_per_1m_tokens: Annotated[float, Meta(ge=0)] = 0.0
     aliases: list[str] = []
+    # Chat models: vLLM's dtype. Embedding models: auto (bfloat16 where the CPU has it
+    # natively, else float32), float32 or bfloat16.
     dtype: str = "auto"
     kv_cache_gb: Annotated[float, Meta(gt=0)] = 1.0
     gpu_memory_utilization: Annotated[float, Meta(gt=0, le=1)] = 0.85

@@ -20,4 +20,4 @@ class InferenceSettings(ServiceSettings):
     # A stream with no caller (no cancel, no answer to pings) is stopped after this.
     ping_interval_s: float = 2.0
     # Threads torch may use for embeddings (the vLLM engine has its own process).
-    embed_threads: int = 1
+    embed_threads: int = 2
