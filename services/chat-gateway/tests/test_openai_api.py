@@ -14,6 +14,7 @@ from gateway_testkit import base_url, hs256_token, http, openai_client, scripted
 from revo_contracts import subjects
 from revo_contracts.runs import RunGetRequest, RunSubmit
 from revo_core.embedded.nats_server import NatsServer
+from revo_core.errors import NotFound
 from revo_core.runs import get_run
 from revo_core.testing.fixtures import create_api_key
 from revo_core.testing.scripted_model import Reply, Script, call, text
@@ -259,8 +260,11 @@ async def test_a_client_that_goes_away_mid_stream_cancels_its_run(
 async def _status_when_ended(bus, run_id: str, tenant: str, within_s: float = 15) -> str:
     async with asyncio.timeout(within_s):
         while True:
-            detail = await get_run(bus, RunGetRequest(run_id=run_id, tenant=tenant))
-            if detail.run.status in ("finished", "failed", "cancelled"):
+            try:
+                detail = await get_run(bus, RunGetRequest(run_id=run_id, tenant=tenant))
+            except NotFound:  # still queued: no runner has taken (and recorded) it yet
+                detail = None
+            if detail is not None and detail.run.status in ("finished", "failed", "cancelled"):
                 return detail.run.status
             await asyncio.sleep(0.2)
 
