@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +188,28 @@ def stop_all(processes: list[ServiceProcess]) -> None:
         process.stop(timeout=10)
 
 
+class ServiceFactory:
+    """Starts processes of one service for tests and stops whatever is left at the end.
+    `env_of(nats_url, http_port)` is a process's environment before the test's overrides."""
+
+    def __init__(
+        self, module: str, base: Path, env_of: Callable[[str, int], dict[str, str]]
+    ) -> None:
+        self.module = module
+        self.base = base
+        self.env_of = env_of
+        self.processes: list[ServiceProcess] = []
+
+    def start(self, nats_url: str, name: str, **overrides: str) -> ServiceProcess:
+        port = free_port()
+        env = self.env_of(nats_url, port)
+        env.update(overrides)
+        return launch(self.processes, self.module, port, env, self.base, name)
+
+    def stop_all(self) -> None:
+        stop_all(self.processes)
+
+
 class RunnerFactory:
     """Starts agent-runner processes for a test and stops whatever is left at the end."""
 
@@ -263,48 +285,40 @@ async def scripted_bus(scripted_nats: NatsServer) -> AsyncIterator[Bus]:
 GATEWAY_JWT_SECRET = "test-secret-of-the-gateway-0123456789"
 
 
-class GatewayFactory:
-    """Starts chat-gateway processes for a test and stops whatever is left at the end."""
-
-    def __init__(self, base: Path, database_url: str, otlp_endpoint: str | None) -> None:
-        self.base = base
-        self.database_url = database_url
-        self.otlp_endpoint = otlp_endpoint
-        self.processes: list[ServiceProcess] = []
-
-    def start(self, nats_url: str, name: str, **overrides: str) -> ServiceProcess:
-        port = free_port()
-        env = {
-            "NATS_URL": nats_url,
-            "REVO_CHAT_GATEWAY_DATABASE_URL": self.database_url,
-            "REVO_CHAT_GATEWAY_HTTP_PORT": str(port),
-            "REVO_CHAT_GATEWAY_LOG_JSON": "true",
-            "REVO_CHAT_GATEWAY_JWT_SECRET": GATEWAY_JWT_SECRET,
-            "REVO_CHAT_GATEWAY_DRAIN_GRACE_S": "5",
-            "OTEL_SERVICE_NAME": "chat-gateway",
-            "OTEL_BSP_SCHEDULE_DELAY": "100",
-        }
-        if self.otlp_endpoint:
-            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.otlp_endpoint
-        env.update(overrides)
-        return launch(self.processes, "revo_chat_gateway", port, env, self.base, name)
-
-    def stop_all(self) -> None:
-        stop_all(self.processes)
+def gateway_env(
+    nats_url: str, database_url: str, http_port: int, otlp_endpoint: str | None = None
+) -> dict[str, str]:
+    env = {
+        "NATS_URL": nats_url,
+        "REVO_CHAT_GATEWAY_DATABASE_URL": database_url,
+        "REVO_CHAT_GATEWAY_HTTP_PORT": str(http_port),
+        "REVO_CHAT_GATEWAY_LOG_JSON": "true",
+        "REVO_CHAT_GATEWAY_JWT_SECRET": GATEWAY_JWT_SECRET,
+        "REVO_CHAT_GATEWAY_DRAIN_GRACE_S": "5",
+        "OTEL_SERVICE_NAME": "chat-gateway",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+    if otlp_endpoint:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
+    return env
 
 
 @pytest.fixture(scope="session")
 def gateway_factory(
     revo_tmp: Path, postgres: Postgres, otlp_receiver: OtlpReceiver
-) -> Iterator[GatewayFactory]:
-    factory = GatewayFactory(revo_tmp / "chat-gateway", postgres.dsn, otlp_receiver.endpoint)
+) -> Iterator[ServiceFactory]:
+    factory = ServiceFactory(
+        "revo_chat_gateway",
+        revo_tmp / "chat-gateway",
+        lambda nats_url, port: gateway_env(nats_url, postgres.dsn, port, otlp_receiver.endpoint),
+    )
     yield factory
     factory.stop_all()
 
 
 @pytest.fixture(scope="session")
 def scripted_gateway(
-    scripted_nats: NatsServer, scripted_runner: ServiceProcess, gateway_factory: GatewayFactory
+    scripted_nats: NatsServer, scripted_runner: ServiceProcess, gateway_factory: ServiceFactory
 ) -> ServiceProcess:
     """A chat gateway on the scripted world (agent-runner + scripted model)."""
     return gateway_factory.start(scripted_nats.url, "gateway-scripted")
@@ -346,30 +360,15 @@ def ledger_env(
     return env
 
 
-class LedgerFactory:
-    """Starts cost-ledger processes for a test and stops whatever is left at the end."""
-
-    def __init__(self, base: Path, database_url: str, otlp_endpoint: str | None) -> None:
-        self.base = base
-        self.database_url = database_url
-        self.otlp_endpoint = otlp_endpoint
-        self.processes: list[ServiceProcess] = []
-
-    def start(self, nats_url: str, name: str, **overrides: str) -> ServiceProcess:
-        port = free_port()
-        env = ledger_env(nats_url, self.database_url, port, self.otlp_endpoint)
-        env.update(overrides)
-        return launch(self.processes, "revo_cost_ledger", port, env, self.base, name)
-
-    def stop_all(self) -> None:
-        stop_all(self.processes)
-
-
 @pytest.fixture(scope="session")
 def ledger_factory(
     revo_tmp: Path, postgres: Postgres, otlp_receiver: OtlpReceiver
-) -> Iterator[LedgerFactory]:
-    factory = LedgerFactory(revo_tmp / "cost-ledger", postgres.dsn, otlp_receiver.endpoint)
+) -> Iterator[ServiceFactory]:
+    factory = ServiceFactory(
+        "revo_cost_ledger",
+        revo_tmp / "cost-ledger",
+        lambda nats_url, port: ledger_env(nats_url, postgres.dsn, port, otlp_receiver.endpoint),
+    )
     yield factory
     factory.stop_all()
 
@@ -426,29 +425,14 @@ def memory_env(
     return env
 
 
-class MemoryFactory:
-    """Starts memory service processes for a test and stops whatever is left at the end."""
-
-    def __init__(self, base: Path, database_url: str, otlp_endpoint: str | None) -> None:
-        self.base = base
-        self.database_url = database_url
-        self.otlp_endpoint = otlp_endpoint
-        self.processes: list[ServiceProcess] = []
-
-    def start(self, nats_url: str, name: str, **overrides: str) -> ServiceProcess:
-        port = free_port()
-        env = memory_env(nats_url, self.database_url, port, self.otlp_endpoint)
-        env.update(overrides)
-        return launch(self.processes, "revo_memory", port, env, self.base, name)
-
-    def stop_all(self) -> None:
-        stop_all(self.processes)
-
-
 @pytest.fixture(scope="session")
 def memory_factory(
     revo_tmp: Path, postgres: Postgres, otlp_receiver: OtlpReceiver
-) -> Iterator[MemoryFactory]:
-    factory = MemoryFactory(revo_tmp / "memory", postgres.dsn, otlp_receiver.endpoint)
+) -> Iterator[ServiceFactory]:
+    factory = ServiceFactory(
+        "revo_memory",
+        revo_tmp / "memory",
+        lambda nats_url, port: memory_env(nats_url, postgres.dsn, port, otlp_receiver.endpoint),
+    )
     yield factory
     factory.stop_all()

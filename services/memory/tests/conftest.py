@@ -13,7 +13,7 @@ from memory_testkit import SUMMARY_RETENTION_S
 from revo_core.bus import Bus
 from revo_core.embedded.nats_server import NatsServer
 from revo_core.embedded.service_process import ServiceProcess
-from revo_core.testing.fixtures import MemoryFactory, embed_only_inference
+from revo_core.testing.fixtures import ServiceFactory, embed_only_inference
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +31,7 @@ def embed_inference(memory_nats, otlp_receiver, revo_tmp: Path) -> Iterator[Serv
 
 
 @pytest.fixture(scope="session")
-def memory(memory_nats, embed_inference, memory_factory: MemoryFactory) -> ServiceProcess:
+def memory(memory_nats, embed_inference, memory_factory: ServiceFactory) -> ServiceProcess:
     """The memory service most tests share."""
     return memory_factory.start(
         memory_nats.url,
