@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 
@@ -22,14 +23,27 @@ class DatabaseUnavailable(RevoError):
 
 
 async def connect_pool(
-    dsn: str, min_size: int = 1, max_size: int = 10, attempts: int = 10, wait_s: float = 0.5
+    dsn: str,
+    min_size: int = 1,
+    max_size: int = 10,
+    attempts: int = 10,
+    wait_s: float = 0.5,
+    init: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+    server_settings: dict[str, str] | None = None,
 ) -> asyncpg.Pool:
-    """A pool, retried for a few seconds: Postgres may still be starting next to us."""
+    """A pool, retried for a few seconds: Postgres may still be starting next to us.
+    `init` sets up each new connection (type codecs); `server_settings` are its GUCs."""
     last: Exception | None = None
     for attempt in range(1, attempts + 1):
         try:
             return await asyncpg.create_pool(
-                dsn, min_size=min_size, max_size=max_size, command_timeout=30, reset=_keep_session
+                dsn,
+                min_size=min_size,
+                max_size=max_size,
+                command_timeout=30,
+                reset=_keep_session,
+                init=init,
+                server_settings=server_settings,
             )
         except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
             last = exc

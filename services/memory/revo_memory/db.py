@@ -3,7 +3,6 @@ the embedding model."""
 
 from __future__ import annotations
 
-import asyncio
 import struct
 from pathlib import Path
 from string import Template
@@ -11,7 +10,7 @@ from string import Template
 import asyncpg
 import numpy as np
 
-from revo_core.db import DatabaseUnavailable, apply_schema
+from revo_core.db import apply_schema, connect_pool
 from revo_core.errors import RevoError
 from revo_core.logging import get_logger
 from revo_memory.settings import MemorySettings
@@ -53,29 +52,14 @@ async def _register_vector(conn: asyncpg.Connection) -> None:
 
 async def connect(settings: MemorySettings, attempts: int = 20) -> asyncpg.Pool:
     """A pool whose connections speak pgvector and search HNSW with `hnsw_ef_search`
-    candidates. (revo_core's connect_pool takes no per-connection setup.)"""
-    server_settings = {"hnsw.ef_search": str(settings.hnsw_ef_search)}
-    last: Exception | None = None
-    for attempt in range(1, attempts + 1):
-        try:
-            return await asyncpg.create_pool(
-                settings.database_url,
-                min_size=1,
-                max_size=settings.pool_size,
-                command_timeout=30,
-                server_settings=server_settings,
-                init=_register_vector,
-                reset=_keep_session,
-            )
-        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-            last = exc
-            log.warning("postgres not reachable yet", attempt=attempt, error=str(exc))
-            await asyncio.sleep(0.5)
-    raise DatabaseUnavailable(f"cannot reach Postgres for memory: {last}")
-
-
-async def _keep_session(_: asyncpg.Connection) -> None:
-    """No session state is kept (locks are transaction-scoped): skip asyncpg's reset query."""
+    candidates."""
+    return await connect_pool(
+        settings.database_url,
+        max_size=settings.pool_size,
+        attempts=attempts,
+        init=_register_vector,
+        server_settings={"hnsw.ef_search": str(settings.hnsw_ef_search)},
+    )
 
 
 async def prepare_schema(
