@@ -8,14 +8,17 @@ the bus drains and closes. The same app serves /metrics, /healthz and /readyz.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from revo_core.bus import Bus
+from revo_core.db import DatabaseWatch
 from revo_core.logging import configure_logging, get_logger
 from revo_core.settings import ServiceSettings
 from revo_core.tracing import setup_tracing, shutdown_tracing
@@ -102,3 +105,16 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def ready_check(app: web.Application, check: Callable[[], Any]) -> None:
     app[READY_CHECKS].append(lambda: bool(check()))
+
+
+@contextlib.asynccontextmanager
+async def serving_pool(app: web.Application, pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Pool]:
+    """The service's pool while it serves: /readyz follows Postgres (a background probe, so
+    a readiness poll costs no query), and the pool is closed when the service stops."""
+    watch = DatabaseWatch(pool).start()
+    ready_check(app, lambda: watch.ok)
+    try:
+        yield pool
+    finally:
+        watch.stop()
+        await pool.close()

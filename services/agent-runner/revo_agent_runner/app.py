@@ -18,11 +18,11 @@ from revo_agent_runner.settings import AgentRunnerSettings
 from revo_agent_runner.store import RunStore
 from revo_contracts import subjects
 from revo_contracts.runs import AgentListRequest, RunGetRequest, RunListRequest
-from revo_core.db import DatabaseWatch, apply_schema, connect_pool
+from revo_core.db import apply_schema, connect_pool
 from revo_core.endpoints import Endpoints
 from revo_core.jetstream import ensure_streams
 from revo_core.logging import get_logger
-from revo_core.service import BUS, SETTINGS, create_service_app, ready_check
+from revo_core.service import BUS, SETTINGS, create_service_app, serving_pool
 
 SERVICE = "agent-runner"
 SCHEMA_SQL = Path(__file__).with_name("schema.sql")
@@ -42,11 +42,8 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     pool = await connect_pool(settings.database_url, max_size=max(4, settings.max_concurrent_runs))
     await apply_schema(pool, SCHEMA_SQL.read_text())
     app[POOL] = pool
-    watch = DatabaseWatch(pool).start()
-    ready_check(app, lambda: watch.ok)
-    yield
-    watch.stop()
-    await pool.close()
+    async with serving_pool(app, pool):
+        yield
 
 
 async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:

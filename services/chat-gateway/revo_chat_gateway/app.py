@@ -29,7 +29,7 @@ from revo_contracts.gateway import KeyCreateRequest
 from revo_core.db import apply_schema, connect_pool
 from revo_core.endpoints import Endpoints
 from revo_core.logging import get_logger
-from revo_core.service import BUS, SETTINGS, create_service_app
+from revo_core.service import BUS, SETTINGS, create_service_app, serving_pool
 
 SERVICE = "chat-gateway"
 SCHEMA_SQL = Path(__file__).with_name("schema.sql")
@@ -68,8 +68,8 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     app[POOL] = pool
     tokens = TokenVerifier(settings.jwt_secret, settings.jwt_public_key, settings.jwt_audience)
     app[AUTHENTICATOR] = Authenticator(KeyStore(pool), tokens)
-    yield
-    await pool.close()
+    async with serving_pool(app, pool):
+        yield
 
 
 async def _operator_endpoints_ctx(app: web.Application) -> AsyncIterator[None]:

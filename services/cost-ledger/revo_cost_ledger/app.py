@@ -10,10 +10,10 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 
-from revo_core.db import DatabaseWatch, apply_schema, connect_pool
+from revo_core.db import apply_schema, connect_pool
 from revo_core.jetstream import ensure_streams
 from revo_core.logging import get_logger
-from revo_core.service import BUS, SETTINGS, create_service_app, ready_check
+from revo_core.service import BUS, SETTINGS, create_service_app, serving_pool
 from revo_cost_ledger.alerts import AlertPublisher
 from revo_cost_ledger.api import start_endpoints
 from revo_cost_ledger.budgets import BudgetBook
@@ -53,11 +53,8 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     pool = await connect_pool(settings.database_url, max_size=settings.writers + 6)
     await apply_schema(pool, SCHEMA_SQL.read_text())
     app[POOL] = pool
-    watch = DatabaseWatch(pool).start()
-    ready_check(app, lambda: watch.ok)
-    yield
-    watch.stop()
-    await pool.close()
+    async with serving_pool(app, pool):
+        yield
 
 
 async def _ledger_ctx(app: web.Application) -> AsyncIterator[None]:

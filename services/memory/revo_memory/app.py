@@ -10,10 +10,9 @@ from collections.abc import AsyncIterator
 import asyncpg
 from aiohttp import web
 
-from revo_core.db import DatabaseWatch
 from revo_core.errors import UpstreamError
 from revo_core.logging import get_logger
-from revo_core.service import BUS, SETTINGS, create_service_app, ready_check
+from revo_core.service import BUS, SETTINGS, create_service_app, serving_pool
 from revo_memory.api import start_endpoints
 from revo_memory.db import connect, prepare_schema
 from revo_memory.embeddings import Embedder
@@ -70,11 +69,8 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     pool = await connect(settings)
     await prepare_schema(pool, settings, embedder.model_name, embedder.dimensions)
     app[POOL] = pool
-    watch = DatabaseWatch(pool).start()
-    ready_check(app, lambda: watch.ok)
-    yield
-    watch.stop()
-    await pool.close()
+    async with serving_pool(app, pool):
+        yield
 
 
 async def _memory_ctx(app: web.Application) -> AsyncIterator[None]:
