@@ -78,6 +78,7 @@ TARGET_P95_S = 0.020
 TARGET_RECALL_AT_10 = 0.95
 TARGET_STORE_PER_S = 500
 TENANT = "bench"
+EMPTY_TENANT = "bench-empty"
 ECHO_SUBJECT = "bench.echo"
 CACHE = Path(os.environ.get("REVO_BENCH_CACHE", Path.home() / ".cache" / "revo" / "bench-memory"))
 GENERATOR_VERSION = "1"
@@ -404,8 +405,10 @@ async def recall_at_10(dsn: str, probes: np.ndarray, ef_search: int) -> tuple[fl
 # -- store -------------------------------------------------------------------------------------
 
 
-async def store_rate(bus: Bus, texts: list[str], batch: int = 100, in_flight: int = 4) -> dict:
-    scope = MemoryScope(tenant=TENANT)
+async def store_rate(
+    bus: Bus, texts: list[str], tenant: str = TENANT, batch: int = 100, in_flight: int = 4
+) -> dict:
+    scope = MemoryScope(tenant=tenant)
     batches = [texts[i : i + batch] for i in range(0, len(texts), batch)]
     actions: dict[str, int] = {}
     gate = asyncio.Semaphore(in_flight)
@@ -422,6 +425,15 @@ async def store_rate(bus: Bus, texts: list[str], batch: int = 100, in_flight: in
     started = time.perf_counter()
     await asyncio.gather(*(one(chunk) for chunk in batches))
     return {"per_s": len(texts) / (time.perf_counter() - started), "actions": actions}
+
+
+async def remove_tenant(dsn: str, tenant: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("DELETE FROM memory.versions WHERE tenant = $1", tenant)
+        await conn.execute("DELETE FROM memory.memories WHERE tenant = $1", tenant)
+    finally:
+        await conn.close()
 
 
 async def embed_rate(bus: Bus, texts: list[str], batch: int = 100, in_flight: int = 4) -> float:
@@ -449,6 +461,12 @@ async def bench(world: World, args: argparse.Namespace) -> dict:
         memories = generate(args.memories, seed=1)
         vectors = await cached_embeddings(bus, [text for _, text in memories])
         world.start_memory()
+        # The same store into an empty table first: how the rate falls as memories pile up
+        # (mem0's add() is 58x slower at 10K memories than at 100). Removed before the load.
+        print(f"store rate into an empty store, {args.store:,} memories...", flush=True)
+        empty_texts = [text for _, text in generate(args.store, seed=5)]
+        results["store_empty"] = await store_rate(bus, empty_texts, tenant=EMPTY_TENANT)
+        await remove_tenant(world.postgres.dsn, EMPTY_TENANT)
         print("loading them into memory.memories...", flush=True)
         results["load"] = await load(world.postgres.dsn, memories, vectors)
         dsn = world.postgres.dsn
@@ -531,6 +549,10 @@ def report(results: dict, args: argparse.Namespace) -> bool:
     print(f"\nstore: {args.store:,} memories through memory.store (100 per request, 4 in "
           f"flight, real embeddings, into the {args.memories:,}-memory scope): "
           f"{store['per_s']:.0f}/s {store['actions']}")  # fmt: skip
+    empty = results["store_empty"]
+    print(f"  the same into an empty store: {empty['per_s']:.0f}/s {empty['actions']}; at "
+          f"{args.memories:,} memories the rate is {empty['per_s'] / store['per_s']:.1f}x "
+          "lower (mem0: 58x from 100 to 10K)")  # fmt: skip
     print(f"  baseline: inference.embed alone on the same texts: {results['embed_rate']:.0f}/s; "
           f"store / embed alone: {store['per_s'] / results['embed_rate']:.2f}")  # fmt: skip
     checks = {
