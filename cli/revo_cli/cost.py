@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 
 from revo_cli.run_output import table
+from revo_cli.service_call import EXIT_OK, EXIT_USAGE, call_service, fail
 from revo_contracts import subjects
 from revo_contracts.ledger import BudgetRequest, BudgetStatus, CostReport, ReportRequest
 from revo_core.bus import Bus
-from revo_core.errors import BusUnavailable, InvalidRequest, ServiceError
 from revo_core.when import parse_when
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 SPEND_COLUMNS = (
     "DAY", "TENANT", "MODEL", "PROVIDER", "EVENTS", "IN", "OUT", "COST", "CLOUD-EQUIV", "SAVED",
 )  # fmt: skip
@@ -33,7 +31,7 @@ def cost_command(args: argparse.Namespace, nats_url: str) -> int:
         )
     except ValueError as exc:
         return fail(f"error: {exc}", EXIT_USAGE)
-    return asyncio.run(_ask(nats_url, _report, request))
+    return asyncio.run(call_service(nats_url, "cost-ledger", lambda bus: _report(bus, request)))
 
 
 def budget_command(args: argparse.Namespace, nats_url: str) -> int:
@@ -45,24 +43,7 @@ def budget_command(args: argparse.Namespace, nats_url: str) -> int:
         period=args.period,
         limit_micros=None if args.set is None else round(args.set * 1_000_000),
     )
-    return asyncio.run(_ask(nats_url, _budget, request))
-
-
-async def _ask(nats_url: str, command, request) -> int:
-    try:
-        bus = await Bus.connect(nats_url, name="revo-cli", connect_timeout=1, connect_attempts=1)
-    except BusUnavailable:
-        return fail(f"cannot reach NATS at {nats_url}; is `revo up` running?", EXIT_USAGE)
-    try:
-        return await command(bus, request)
-    except BusUnavailable:
-        return fail(f"no cost-ledger answers on NATS at {nats_url}", EXIT_USAGE)
-    except InvalidRequest as exc:
-        return fail(f"error: {exc}", EXIT_USAGE)
-    except ServiceError as exc:
-        return fail(f"error: {exc}")
-    finally:
-        await bus.close()
+    return asyncio.run(call_service(nats_url, "cost-ledger", lambda bus: _budget(bus, request)))
 
 
 async def _report(bus: Bus, request: ReportRequest) -> int:
@@ -141,8 +122,3 @@ def budget_lines(status: BudgetStatus) -> list[str]:
         f"spent {usd(status.spent_micros)}, held {usd(status.held_micros)}, "
         f"remaining {usd(status.remaining_micros)}; alerts sent: {alerts}",
     ]
-
-
-def fail(message: str, status: int = EXIT_FAILED) -> int:
-    print(message, file=sys.stderr, flush=True)
-    return status

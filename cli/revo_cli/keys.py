@@ -9,14 +9,12 @@ import sys
 
 import msgspec
 
+from revo_cli.service_call import EXIT_OK, EXIT_USAGE, call_service, fail
 from revo_contracts import subjects
 from revo_contracts.gateway import KeyCreateRequest, KeyCreateResponse
 from revo_core.bus import Bus
 from revo_core.codec import decode
-from revo_core.errors import BusUnavailable, InvalidRequest, ServiceError
-
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+from revo_core.errors import InvalidRequest
 
 
 def keys_command(args: argparse.Namespace, nats_url: str) -> int:
@@ -24,7 +22,7 @@ def keys_command(args: argparse.Namespace, nats_url: str) -> int:
         # Through the decoder, so a bad tenant is refused here with the contract's words.
         request = decode(_encode(args), KeyCreateRequest)
     except InvalidRequest as exc:
-        return _fail(f"error: {exc.message}", EXIT_USAGE)
+        return fail(f"error: {exc.message}", EXIT_USAGE)
     return asyncio.run(_create(nats_url, request))
 
 
@@ -36,27 +34,14 @@ def _encode(args: argparse.Namespace) -> bytes:
 
 
 async def _create(nats_url: str, request: KeyCreateRequest) -> int:
-    try:
-        bus = await Bus.connect(nats_url, name="revo-cli", connect_timeout=1, connect_attempts=1)
-    except BusUnavailable:
-        return _fail(f"cannot reach NATS at {nats_url}; is `revo up` running?", EXIT_USAGE)
-    try:
+    async def command(bus: Bus) -> int:
         created = await bus.request(subjects.GATEWAY_KEYS_CREATE, request, KeyCreateResponse)
-    except BusUnavailable:
-        return _fail(f"no chat-gateway answers on NATS at {nats_url}", EXIT_USAGE)
-    except ServiceError as exc:
-        return _fail(f"error: {exc}")
-    finally:
-        await bus.close()
-    print(created.key)
-    print(
-        f"key {created.key_id} for tenant {created.tenant} ({created.role}); "
-        "it is shown this once: keep it now.",
-        file=sys.stderr,
-    )
-    return 0
+        print(created.key)
+        print(
+            f"key {created.key_id} for tenant {created.tenant} ({created.role}); "
+            "it is shown this once: keep it now.",
+            file=sys.stderr,
+        )
+        return EXIT_OK
 
-
-def _fail(message: str, status: int = EXIT_FAILED) -> int:
-    print(message, file=sys.stderr, flush=True)
-    return status
+    return await call_service(nats_url, "chat-gateway", command)

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 
 import msgspec
 
+from revo_cli.service_call import EXIT_OK, EXIT_USAGE, call_service, fail
 from revo_contracts import subjects
 from revo_contracts.memory import (
     MemoryFilter,
@@ -26,9 +26,7 @@ from revo_contracts.memory import (
     MemoryStoreResponse,
 )
 from revo_core.bus import Bus
-from revo_core.errors import BusUnavailable, InvalidRequest, ServiceError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 KINDS = ("fact", "preference", "fix", "failure_signature", "summary")
 
 
@@ -100,25 +98,12 @@ def _filter(args: argparse.Namespace) -> MemoryFilter:
 
 
 async def _ask(nats_url: str, subject: str, request, reply_type, show, as_json: bool) -> int:
-    try:
-        bus = await Bus.connect(nats_url, name="revo-cli", connect_timeout=1, connect_attempts=1)
-    except BusUnavailable:
-        return fail(f"cannot reach NATS at {nats_url}; is `revo up` running?", EXIT_USAGE)
-    try:
+    async def command(bus: Bus) -> int:
         reply = await bus.request(subject, request, reply_type, timeout=30)
-    except BusUnavailable:
-        return fail(f"no memory service answers on NATS at {nats_url}", EXIT_USAGE)
-    except InvalidRequest as exc:
-        return fail(f"error: {exc}", EXIT_USAGE)
-    except ServiceError as exc:
-        return fail(f"error: {exc}")
-    finally:
-        await bus.close()
-    if as_json:
-        print(msgspec.json.encode(reply).decode())
-    else:
-        print("\n".join(show(reply)))
-    return EXIT_OK
+        print(msgspec.json.encode(reply).decode() if as_json else "\n".join(show(reply)))
+        return EXIT_OK
+
+    return await call_service(nats_url, "memory service", command)
 
 
 def stored_lines(reply: MemoryStoreResponse) -> list[str]:
@@ -151,8 +136,3 @@ def history_lines(reply: MemoryHistoryResponse) -> list[str]:
         merged = f", similarity {v.similarity:.3f}" if v.similarity is not None else ""
         lines.append(f"  v{v.version} {v.action} ({v.kind}{merged}): {v.text}")
     return lines
-
-
-def fail(message: str, status: int = EXIT_FAILED) -> int:
-    print(message, file=sys.stderr, flush=True)
-    return status
