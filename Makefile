@@ -45,6 +45,7 @@ bench: model
 	$(BIN)/python bench/routing.py
 	$(BIN)/python bench/ledger.py
 	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/memory_cpu.py
 
 proto: $(INSTALLED)
 	$(BIN)/python -m revo_contracts.proto
