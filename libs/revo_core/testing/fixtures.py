@@ -86,18 +86,31 @@ def inference_service(
     service.stop()
 
 
-def inference_env(nats_url: str, http_port: int, otlp_endpoint: str | None) -> dict[str, str]:
-    env = {
-        "NATS_URL": nats_url,
-        "REVO_INFERENCE_HTTP_PORT": str(http_port),
-        "REVO_INFERENCE_LOG_JSON": "true",
-        # Tests check that a vanished caller frees the engine; don't make them wait long.
-        "REVO_INFERENCE_PING_INTERVAL_S": "0.5",
-        "OTEL_SERVICE_NAME": "inference",
-        "OTEL_BSP_SCHEDULE_DELAY": "100",
-    }
+def service_env(
+    service: str,
+    nats_url: str,
+    http_port: int,
+    otlp_endpoint: str | None = None,
+    database_url: str | None = None,
+    **settings: object,
+) -> dict[str, str]:
+    """The environment tests start a service with: its NATS and HTTP port, JSON logs, traces
+    to the test's OTLP receiver flushed every 100 ms, and `settings` as REVO_<SERVICE>_<NAME>
+    (`cost-ledger`'s `ack_wait_s` is REVO_COST_LEDGER_ACK_WAIT_S)."""
+    prefix = f"REVO_{service.upper().replace('-', '_')}_"
+    own = {"http_port": http_port, "log_json": "true", **settings}
+    if database_url is not None:
+        own["database_url"] = database_url
+    env = {"NATS_URL": nats_url, "OTEL_SERVICE_NAME": service, "OTEL_BSP_SCHEDULE_DELAY": "100"}
+    env.update({prefix + name.upper(): str(value) for name, value in own.items()})
     if otlp_endpoint:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
+    return env
+
+
+def inference_env(nats_url: str, http_port: int, otlp_endpoint: str | None) -> dict[str, str]:
+    # Tests check that a vanished caller frees the engine; don't make them wait long.
+    env = service_env("inference", nats_url, http_port, otlp_endpoint, ping_interval_s=0.5)
     if "REVO_HOME" in os.environ:
         env["REVO_HOME"] = os.environ["REVO_HOME"]
     return env
@@ -149,34 +162,36 @@ def runner_env(
     agents_file: Path,
     otlp_endpoint: str | None = None,
 ) -> dict[str, str]:
-    env = {
-        "NATS_URL": nats_url,
-        "REVO_AGENT_RUNNER_DATABASE_URL": database_url,
-        "REVO_AGENT_RUNNER_HTTP_PORT": str(http_port),
-        "REVO_AGENT_RUNNER_RUNNER_ID": runner_id,
-        "REVO_AGENT_RUNNER_WORKSPACE_ROOT": str(workspace_root),
-        "REVO_AGENT_RUNNER_AGENTS_FILE": str(agents_file),
-        "REVO_AGENT_RUNNER_LOG_JSON": "true",
+    return service_env(
+        "agent-runner",
+        nats_url,
+        http_port,
+        otlp_endpoint,
+        database_url,
+        runner_id=runner_id,
+        workspace_root=workspace_root,
+        agents_file=agents_file,
         # Tests kill runners and wait for the redelivery: keep the wait short.
-        "REVO_AGENT_RUNNER_ACK_WAIT_S": "3",
-        "REVO_AGENT_RUNNER_HEARTBEAT_S": "1",
-        "REVO_AGENT_RUNNER_DRAIN_GRACE_S": "5",
-        "OTEL_SERVICE_NAME": "agent-runner",
-        "OTEL_BSP_SCHEDULE_DELAY": "100",
-    }
-    if otlp_endpoint:
-        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
-    return env
+        ack_wait_s=3,
+        heartbeat_s=1,
+        drain_grace_s=5,
+    )
 
 
 def launch(
-    processes: list[ServiceProcess], module: str, port: int, env: dict, base: Path, name: str
+    processes: list[ServiceProcess],
+    module: str,
+    port: int,
+    env: dict,
+    base: Path,
+    name: str,
+    ready_timeout_s: float = 60,
 ) -> ServiceProcess:
     """Start a service process, remember it for `stop_all`, and wait until it is ready."""
     process = ServiceProcess(module, port, env, base / "logs" / f"{name}.log").start()
     processes.append(process)
     try:
-        process.wait_ready(60)
+        process.wait_ready(ready_timeout_s)
     except Exception:
         process.stop(timeout=5)
         raise
@@ -288,19 +303,15 @@ GATEWAY_JWT_SECRET = "test-secret-of-the-gateway-0123456789"
 def gateway_env(
     nats_url: str, database_url: str, http_port: int, otlp_endpoint: str | None = None
 ) -> dict[str, str]:
-    env = {
-        "NATS_URL": nats_url,
-        "REVO_CHAT_GATEWAY_DATABASE_URL": database_url,
-        "REVO_CHAT_GATEWAY_HTTP_PORT": str(http_port),
-        "REVO_CHAT_GATEWAY_LOG_JSON": "true",
-        "REVO_CHAT_GATEWAY_JWT_SECRET": GATEWAY_JWT_SECRET,
-        "REVO_CHAT_GATEWAY_DRAIN_GRACE_S": "5",
-        "OTEL_SERVICE_NAME": "chat-gateway",
-        "OTEL_BSP_SCHEDULE_DELAY": "100",
-    }
-    if otlp_endpoint:
-        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
-    return env
+    return service_env(
+        "chat-gateway",
+        nats_url,
+        http_port,
+        otlp_endpoint,
+        database_url,
+        jwt_secret=GATEWAY_JWT_SECRET,
+        drain_grace_s=5,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -343,21 +354,17 @@ async def create_api_key(bus: Bus, tenant: str, role: str = "member") -> str:
 def ledger_env(
     nats_url: str, database_url: str, http_port: int, otlp_endpoint: str | None = None
 ) -> dict[str, str]:
-    env = {
-        "NATS_URL": nats_url,
-        "REVO_COST_LEDGER_DATABASE_URL": database_url,
-        "REVO_COST_LEDGER_HTTP_PORT": str(http_port),
-        "REVO_COST_LEDGER_LOG_JSON": "true",
+    return service_env(
+        "cost-ledger",
+        nats_url,
+        http_port,
+        otlp_endpoint,
+        database_url,
         # Tests kill ledgers and wait for the redelivery: keep the wait short.
-        "REVO_COST_LEDGER_ACK_WAIT_S": "2",
-        "REVO_COST_LEDGER_PRICES_CHECK_S": "0.2",
-        "REVO_COST_LEDGER_DRAIN_GRACE_S": "5",
-        "OTEL_SERVICE_NAME": "cost-ledger",
-        "OTEL_BSP_SCHEDULE_DELAY": "100",
-    }
-    if otlp_endpoint:
-        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
-    return env
+        ack_wait_s=2,
+        prices_check_s=0.2,
+        drain_grace_s=5,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -397,32 +404,13 @@ def embed_only_inference(
     env = inference_env(nats_url, port, otlp_endpoint)
     env["REVO_INFERENCE_MODELS_FILE"] = str(models_file)
     env.update(overrides)
-    process = ServiceProcess(
-        "revo_inference", port, env, base / "logs" / f"inference-embed-{port}.log"
-    ).start()
-    try:
-        process.wait_ready(120)
-    except Exception:
-        process.stop(timeout=5)
-        raise
-    return process
+    return launch([], "revo_inference", port, env, base, f"inference-embed-{port}", 120)
 
 
 def memory_env(
     nats_url: str, database_url: str, http_port: int, otlp_endpoint: str | None = None
 ) -> dict[str, str]:
-    env = {
-        "NATS_URL": nats_url,
-        "REVO_MEMORY_DATABASE_URL": database_url,
-        "REVO_MEMORY_HTTP_PORT": str(http_port),
-        "REVO_MEMORY_LOG_JSON": "true",
-        "REVO_MEMORY_DRAIN_GRACE_S": "5",
-        "OTEL_SERVICE_NAME": "memory",
-        "OTEL_BSP_SCHEDULE_DELAY": "100",
-    }
-    if otlp_endpoint:
-        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
-    return env
+    return service_env("memory", nats_url, http_port, otlp_endpoint, database_url, drain_grace_s=5)
 
 
 @pytest.fixture(scope="session")
