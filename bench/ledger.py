@@ -47,6 +47,7 @@ import asyncpg
 import msgspec
 import psutil  # comes with pgserver (embedded Postgres)
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from runs import CpuClock, postgres_processes
 
 from revo_contracts import subjects
 from revo_contracts.ledger import (
@@ -124,9 +125,7 @@ class World:
     def processes(self) -> dict[str, list[psutil.Process]]:
         assert self.nats is not None and self.postgres is not None
         found = {"nats-server": [psutil.Process(self.nats.process.pid)]}
-        pid = int((self.postgres.data_dir / "postmaster.pid").read_text().split()[0])
-        postmaster = psutil.Process(pid)
-        found["postgres"] = [postmaster, *postmaster.children(recursive=True)]
+        found["postgres"] = postgres_processes(self.postgres)
         if self.ledger is not None and self.ledger.process is not None:
             found["cost-ledger"] = [psutil.Process(self.ledger.process.pid)]
         found["bench"] = [psutil.Process()]
@@ -143,31 +142,6 @@ class World:
         if self.nats is not None:
             self.nats.stop()
         shutil.rmtree(self.base, ignore_errors=True)
-
-
-class CpuClock:
-    """CPU seconds (user + system) per process group since it was made."""
-
-    def __init__(self, world: World) -> None:
-        self.world = world
-        self.start = {p.pid: t for ps in world.processes().values() for p, t in _cpu(ps)}
-
-    def read(self) -> dict[str, float]:
-        return {
-            name: sum(t - self.start.get(p.pid, 0.0) for p, t in _cpu(processes))
-            for name, processes in self.world.processes().items()
-        }
-
-
-def _cpu(processes: list[psutil.Process]) -> list[tuple[psutil.Process, float]]:
-    times = []
-    for process in processes:
-        try:
-            cpu = process.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        times.append((process, cpu.user + cpu.system))
-    return times
 
 
 # -- the workload -------------------------------------------------------------------------------
@@ -309,7 +283,7 @@ async def ledger_ingest(world: World, bus: Bus, deliveries: int, unique: int) ->
                 break
             await asyncio.sleep(0.01)
         seconds = time.perf_counter() - started
-        cpu = clock.read()
+        cpu, _, _ = clock.read()
         rows = await _count(conn)
         cost = await conn.fetchval("SELECT sum(cost_pico) FROM ledger.usage")
     finally:

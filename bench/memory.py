@@ -52,6 +52,8 @@ from pathlib import Path
 
 import asyncpg
 import numpy as np
+import psutil  # comes with pgserver (embedded Postgres)
+from runs import postgres_processes
 
 from revo_contracts import subjects
 from revo_contracts.inference import EmbedRequest, EmbedResponse
@@ -193,6 +195,19 @@ class World:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+
+    def processes(self) -> dict[str, list[psutil.Process]]:
+        """The processes whose CPU time is counted (runs.CpuClock), by the name printed."""
+        assert self.nats is not None and self.nats.process is not None
+        found = {
+            "nats": [psutil.Process(self.nats.process.pid)],
+            "postgres": postgres_processes(self.postgres),
+        }
+        for name, service in (("inference", self.inference), ("memory", self.memory)):
+            if service is not None and service.process is not None:
+                found[name] = [psutil.Process(service.process.pid)]
+        found["client"] = [psutil.Process()]
+        return found
 
     def stop(self) -> None:
         if self.echo is not None:

@@ -183,17 +183,11 @@ class World:
             assert runner.process is not None
             found[f"agent-runner-{index}"] = [psutil.Process(runner.process.pid)]
         found["nats-server"] = [psutil.Process(self.nats.process.pid)]
-        found["postgres"] = self._postgres_processes()
+        found["postgres"] = postgres_processes(self.postgres)
         assert self.model is not None
         found["scripted model"] = [psutil.Process(self.model.pid)]
         found["bench (submitter, watch)"] = [psutil.Process()]
         return found
-
-    def _postgres_processes(self) -> list[psutil.Process]:
-        assert self.postgres is not None
-        pid = int((self.postgres.data_dir / "postmaster.pid").read_text().split()[0])
-        postmaster = psutil.Process(pid)
-        return [postmaster, *postmaster.children(recursive=True)]
 
     def log_tails(self) -> str:
         return "\n".join(runner.log_tail(2000) for runner in self.runners)
@@ -209,6 +203,14 @@ class World:
         if self.nats is not None:
             self.nats.stop()
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def postgres_processes(postgres: Postgres | None) -> list[psutil.Process]:
+    """The postmaster and its backends, as they are now."""
+    assert postgres is not None
+    pid = int((postgres.data_dir / "postmaster.pid").read_text().split()[0])
+    postmaster = psutil.Process(pid)
+    return [postmaster, *postmaster.children(recursive=True)]
 
 
 class CpuClock:
