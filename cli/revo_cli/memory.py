@@ -13,6 +13,7 @@ import msgspec
 from revo_cli.service_call import EXIT_OK, EXIT_USAGE, call_service, fail
 from revo_contracts import subjects
 from revo_contracts.memory import (
+    MEMORY_KINDS,
     MemoryFilter,
     MemoryForgetRequest,
     MemoryForgetResponse,
@@ -27,15 +28,13 @@ from revo_contracts.memory import (
 )
 from revo_core.bus import Bus
 
-KINDS = ("fact", "preference", "fix", "failure_signature", "summary")
-
 
 def add_memory_parser(commands: argparse._SubParsersAction) -> None:
     memory = commands.add_parser("memory", help="store, search and forget memories")
     actions = memory.add_subparsers(dest="memory_command", required=True)
     add = actions.add_parser("add", help="store a memory (merged into a similar one)")
     add.add_argument("text")
-    add.add_argument("--kind", choices=KINDS, default="fact")
+    add.add_argument("--kind", choices=MEMORY_KINDS, default="fact")
     add.add_argument("--tag", action="append", default=[], help="repeat for several")
     add.add_argument("--source-run", help="the run that learnt it")
     search = actions.add_parser("search", help="recall memories relevant to a query")
@@ -55,7 +54,7 @@ def add_memory_parser(commands: argparse._SubParsersAction) -> None:
         action.add_argument("--user", help="scope: a user")
         action.add_argument("--json", action="store_true", help="print the reply as JSON")
     for action in (search, forget):
-        action.add_argument("--kind", action="append", choices=KINDS, default=[])
+        action.add_argument("--kind", action="append", choices=MEMORY_KINDS, default=[])
         action.add_argument("--tag", action="append", default=[])
 
 

@@ -13,7 +13,7 @@ filter is an `invalid_request` rather than a filter silently ignored.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import msgspec
 from msgspec import Meta
@@ -21,8 +21,10 @@ from msgspec import Meta
 from revo_contracts.inference import TenantId
 
 MemoryKind = Literal["fact", "preference", "fix", "failure_signature", "summary"]
+MEMORY_KINDS: tuple[str, ...] = get_args(MemoryKind)
 # A repository ("github.com/acme/api", "acme/api"), an agent name, a user id.
-ScopeValue = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:/@+-]{1,256}$")]
+SCOPE_VALUE_PATTERN = r"^[A-Za-z0-9_.:/@+-]{1,256}$"
+ScopeValue = Annotated[str, Meta(pattern=SCOPE_VALUE_PATTERN)]
 Tag = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:/@+-]{1,64}$")]
 MemoryId = Annotated[str, Meta(pattern=r"^[0-9a-f-]{32,36}$")]
 RunRef = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]

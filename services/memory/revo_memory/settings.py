@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import typing
-
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from revo_contracts.memory import MemoryKind
+from revo_contracts.memory import MEMORY_KINDS
 from revo_core.settings import ServiceSettings, database_url_field
-
-KINDS = typing.get_args(MemoryKind)
 
 
 class MemorySettings(ServiceSettings):
@@ -47,9 +43,9 @@ class MemorySettings(ServiceSettings):
     @field_validator("retention_s")
     @classmethod
     def _known_kinds(cls, value: dict[str, float]) -> dict[str, float]:
-        unknown = sorted(set(value) - set(KINDS))
+        unknown = sorted(set(value) - set(MEMORY_KINDS))
         if unknown:
-            raise ValueError(f"unknown memory kinds {unknown}; kinds are {list(KINDS)}")
+            raise ValueError(f"unknown memory kinds {unknown}; kinds are {list(MEMORY_KINDS)}")
         if any(seconds <= 0 for seconds in value.values()):
             raise ValueError("retention must be a positive number of seconds")
         return value

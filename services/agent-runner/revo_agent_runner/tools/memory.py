@@ -19,6 +19,7 @@ from msgspec import Meta
 from revo_agent_runner.tools.base import ToolContext, ToolError, ToolSpec
 from revo_contracts import subjects
 from revo_contracts.memory import (
+    SCOPE_VALUE_PATTERN,
     Memory,
     MemoryFilter,
     MemoryInput,
@@ -43,7 +44,7 @@ NO_MEMORIES = "no memories match"
 MAX_QUERY_CHARS = 2000
 MAX_MEMORY_CHARS = 2000
 # What the memory contract accepts as a scope value; anything else is hashed into one.
-_SCOPE_VALUE = re.compile(r"^[A-Za-z0-9_.:/@+-]{1,256}$")
+_SCOPE_VALUE = re.compile(SCOPE_VALUE_PATTERN)
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _USER_INFO = re.compile(r"^[^@/]+@")  # git@, ci-bot:token@
 _SCP_HOST = re.compile(r"^([^:/]+):(?!\d+(/|$))")  # github.com:acme/api, not host:8443/...
