@@ -19,5 +19,6 @@ class InferenceSettings(ServiceSettings):
     max_in_flight: int = 256
     # A stream with no caller (no cancel, no answer to pings) is stopped after this.
     ping_interval_s: float = 2.0
-    # Threads torch may use for embeddings (the vLLM engine has its own process).
+    # Embedding forward passes run side by side, one core each (the vLLM engine has its
+    # own process).
     embed_threads: int = 2
