@@ -8,7 +8,7 @@ import pytest
 
 from revo_core.db import DatabaseUnavailable, DatabaseWatch, apply_schema, connect_pool
 from revo_core.embedded.ports import free_port
-from revo_core.embedded.postgres import Postgres
+from revo_core.embedded.postgres import SETTINGS, Postgres
 
 
 async def test_unreachable_postgres_is_a_clear_error_without_the_password():
@@ -37,3 +37,9 @@ async def test_the_watch_sees_postgres_stop(revo_tmp):
         pool.terminate()
     finally:
         server.stop()
+
+
+def test_the_embedded_postgres_runs_with_revo_s_settings(postgres):
+    shown = {name: postgres.psql(f"SHOW {name}").strip() for name in SETTINGS}
+    assert shown == SETTINGS
+    assert shown["shared_buffers"] == "1GB"  # what the memory service's index needs
