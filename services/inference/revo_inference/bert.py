@@ -26,10 +26,12 @@ from transformers import PretrainedConfig
 
 from revo_inference.prepacked import PrepackedLinear, prepacking_available
 
-# Token rows are padded to a multiple of this: oneDNN builds (and caches) a kernel per matrix
-# shape, and unpadded token counts made a new shape, and a new kernel, for most batches
-# (2.1 instead of 1.5 core-ms per text until every count had been seen).
-_ROWS = 64
+# Token rows are padded to a multiple of this (AMX works on tiles of 16 rows). oneDNN
+# prepares its matmul per matrix shape, and unpadded, almost every batch had a token count not
+# seen before: measured in one process over the same new texts, 2.08 core-ms per text
+# unpadded, 1.76 in multiples of 16 (32 and 64: the same). A one-text query: 3.9 ms in
+# multiples of 16, 5.4 ms in multiples of 64.
+_ROWS = 16
 # And the padded text length in attention to a multiple of this, for the same reason.
 _LONGEST_STEP = 8
 # An additive attention mask must stay finite in bfloat16 (-inf makes a NaN row for a text
