@@ -148,3 +148,18 @@ def test_a_request_is_cut_into_equal_chunks_of_at_most_the_maximum():
         sizes = chunk_sizes(count)
         assert sum(sizes) == count and max(sizes) <= MAX_CHUNK
         assert max(sizes) - min(sizes) <= 1
+
+
+def test_attention_stays_exact_where_scores_pass_exp_s_range():
+    # Normalizing after the product skips softmax's max subtraction; scores this large
+    # would overflow exp, so the stable softmax must take over.
+    values = torch.randn(2, 3, 4)
+    for scale in (1.0, 200.0):
+        scores = torch.randn(2, 3, 3) * scale
+        scores[:, :, -1] = -1e4  # a masked key
+
+        got = bert._softmax_weighted(scores, values)
+
+        expected = torch.bmm(torch.softmax(scores, dim=-1), values)
+        assert torch.isfinite(got).all()
+        assert torch.allclose(got, expected, atol=1e-5), scale
