@@ -77,22 +77,36 @@ def _operation(channel: Channel) -> dict[str, Any]:
 
 
 def _dump(document: dict[str, Any]) -> str:
-    return json.dumps(_clean_descriptions(document), indent=2, sort_keys=True) + "\n"
+    return json.dumps(_canonical(document), indent=2, sort_keys=True) + "\n"
 
 
-def _clean_descriptions(node: Any) -> Any:
-    """Docstrings dedented here, not by msgspec: its releases differ (0.19 kept the
-    indentation, 0.23 strips it), and proto/ must not change with the installed version."""
+# Bounds of a float field, always written as floats: typing caches `Annotated` types by
+# equality, and Meta(gt=0, le=1) == Meta(gt=0.0, le=1.0), so which spelling a schema gets
+# depended on which module's annotation was evaluated first (the suite's order decided it).
+_NUMBER_BOUNDS = frozenset(
+    {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"}
+)
+
+
+def _canonical(node: Any) -> Any:
+    """The schema as written to proto/, whatever the installed msgspec and import order.
+
+    Docstrings are dedented here, not by msgspec: its releases differ (0.19 kept the
+    indentation, 0.23 strips it). Bounds of `number` fields are floats (see above)."""
     if isinstance(node, dict):
-        return {
-            key: inspect.cleandoc(value)
-            if key == "description" and isinstance(value, str)
-            else _clean_descriptions(value)
-            for key, value in node.items()
-        }
+        number = node.get("type") == "number"
+        return {key: _canonical_value(key, value, number) for key, value in node.items()}
     if isinstance(node, list):
-        return [_clean_descriptions(item) for item in node]
+        return [_canonical(item) for item in node]
     return node
+
+
+def _canonical_value(key: str, value: Any, in_number: bool) -> Any:
+    if key == "description" and isinstance(value, str):
+        return inspect.cleandoc(value)
+    if in_number and key in _NUMBER_BOUNDS and isinstance(value, int):
+        return float(value)
+    return _canonical(value)
 
 
 def stale_files(proto_dir: Path) -> list[str]:

@@ -10,7 +10,7 @@ import pytest
 from revo_contracts import subjects
 from revo_contracts.catalog import MESSAGES
 from revo_contracts.inference import ChatRequest
-from revo_contracts.proto import stale_files
+from revo_contracts.proto import _canonical, stale_files
 
 PROTO_DIR = Path(__file__).resolve().parents[2] / "proto"
 
@@ -18,6 +18,19 @@ PROTO_DIR = Path(__file__).resolve().parents[2] / "proto"
 def test_proto_directory_matches_the_contract_structs():
     stale = stale_files(PROTO_DIR)
     assert not stale, f"proto/ is out of date, run `make proto`: {stale}"
+
+
+def test_float_bounds_are_written_alike_however_typing_cached_them():
+    # Meta(gt=0) and Meta(gt=0.0) are equal, so typing's cache may hand either to a schema.
+    number = {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 1}
+    integer = {"type": "integer", "minimum": 1, "maximum": 64}
+
+    assert _canonical({"properties": {"p": number, "n": integer}}) == {
+        "properties": {
+            "p": {"type": "number", "exclusiveMinimum": 0.0, "maximum": 1.0, "default": 1},
+            "n": integer,
+        }
+    }
 
 
 def test_the_drift_check_notices_a_changed_schema(tmp_path):
