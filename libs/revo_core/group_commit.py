@@ -61,11 +61,16 @@ class GroupCommit(Generic[T, R]):
     async def _write(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:
             results = await self._flush([item for item, _ in batch])
-        except Exception as exc:
+            if len(results) != len(batch):
+                raise RuntimeError(f"{self._name}: {len(results)} results for {len(batch)} items")
+        except BaseException as exc:  # a stop's cancellation too: no caller waits forever
+            failure = exc if isinstance(exc, Exception) else RuntimeError(f"{self._name} stopped")
             for _, done in batch:
                 if not done.done():
-                    done.set_exception(exc)
+                    done.set_exception(failure)
+            if not isinstance(exc, Exception):
+                raise
             return
-        for (_, done), result in zip(batch, results, strict=True):
+        for (_, done), result in zip(batch, results, strict=True):  # lengths checked above
             if not done.done():
                 done.set_result(result)
