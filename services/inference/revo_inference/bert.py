@@ -60,7 +60,9 @@ class _Linear:
             linear.weight.copy_(weight)
             linear.bias.copy_(bias)
         self._packed = PrepackedLinear(linear) if prepacking_available(dtype) else None
-        self._weight, self._bias = linear.weight.detach(), linear.bias.detach()
+        self._bias = linear.bias.detach()
+        # The plain weight only where it is used: the packed one is a copy in another layout.
+        self._weight = linear.weight.detach() if self._packed is None else None
 
     def __call__(self, x: torch.Tensor, gelu: bool = False) -> torch.Tensor:
         if self._packed is not None:
@@ -69,6 +71,7 @@ class _Linear:
                     x, self._packed.packed, self._bias, "gelu", [], "none"
                 )
             return self._packed(x)
+        assert self._weight is not None
         out = F.linear(x, self._weight, self._bias)
         return F.gelu(out) if gelu else out
 
