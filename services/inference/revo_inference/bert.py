@@ -55,22 +55,14 @@ class _Linear:
     """y = x W^T + b, prepacked for oneDNN where possible, optionally followed by GELU."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor, dtype: torch.dtype) -> None:
-        linear = torch.nn.Linear(weight.shape[1], weight.shape[0], dtype=dtype)
-        with torch.no_grad():
-            linear.weight.copy_(weight)
-            linear.bias.copy_(bias)
-        self._packed = PrepackedLinear(linear) if prepacking_available(dtype) else None
-        self._bias = linear.bias.detach()
+        self._packed = PrepackedLinear(weight, bias) if prepacking_available(dtype) else None
         # The plain weight only where it is used: the packed one is a copy in another layout.
-        self._weight = linear.weight.detach() if self._packed is None else None
+        self._weight = weight if self._packed is None else None
+        self._bias = bias
 
     def __call__(self, x: torch.Tensor, gelu: bool = False) -> torch.Tensor:
         if self._packed is not None:
-            if gelu:  # oneDNN's exact (erf) GELU, as BERT's `gelu`
-                return torch.ops.mkldnn._linear_pointwise(
-                    x, self._packed.packed, self._bias, "gelu", [], "none"
-                )
-            return self._packed(x)
+            return self._packed(x, gelu=gelu)
         assert self._weight is not None
         out = F.linear(x, self._weight, self._bias)
         return F.gelu(out) if gelu else out

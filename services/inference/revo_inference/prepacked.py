@@ -25,16 +25,25 @@ def prepacking_available(dtype: torch.dtype) -> bool:
 
 
 class PrepackedLinear(torch.nn.Module):
-    def __init__(self, linear: torch.nn.Linear) -> None:
-        super().__init__()
-        weight = linear.weight.detach()
-        self.out_features = weight.shape[0]
-        self.packed = torch.ops.mkldnn._reorder_linear_weight(weight, _TUNED_ROWS)
-        self.bias = None if linear.bias is None else linear.bias.detach()
+    """y = x W^T + b with W laid out for oneDNN, optionally followed by GELU (fused)."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+        super().__init__()
+        self.out_features = weight.shape[0]
+        self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), _TUNED_ROWS)
+        self.bias = None if bias is None else bias.detach()
+
+    @classmethod
+    def of(cls, linear: torch.nn.Linear) -> PrepackedLinear:
+        return cls(linear.weight, linear.bias)
+
+    def forward(self, x: torch.Tensor, gelu: bool = False) -> torch.Tensor:
+        """`gelu`: oneDNN's exact (erf) GELU, as BERT's `gelu`, in the same call."""
         rows = x.reshape(-1, x.shape[-1])
-        out = torch.ops.mkldnn._linear_pointwise(rows, self.packed, self.bias, "none", [], "")
+        activation, algorithm = ("gelu", "none") if gelu else ("none", "")
+        out = torch.ops.mkldnn._linear_pointwise(
+            rows, self.packed, self.bias, activation, [], algorithm
+        )
         return out.view(*x.shape[:-1], self.out_features)
 
 
@@ -43,7 +52,7 @@ def prepack_linears(model: torch.nn.Module) -> int:
     replaced = 0
     for name, child in model.named_children():
         if isinstance(child, torch.nn.Linear):
-            setattr(model, name, PrepackedLinear(child))
+            setattr(model, name, PrepackedLinear.of(child))
             replaced += 1
         else:
             replaced += prepack_linears(child)

@@ -133,10 +133,12 @@ def test_a_prepacked_linear_computes_what_the_plain_one_does():
     x = torch.randn(3, 7, 384, dtype=torch.bfloat16)
 
     expected = linear(x).float()
-    got = PrepackedLinear(linear)(x).float()
+    got = PrepackedLinear.of(linear)(x).float()
 
     assert got.shape == expected.shape
     assert torch.allclose(got, expected, atol=0.05, rtol=0.02)
+    with_gelu = PrepackedLinear.of(linear)(x, gelu=True).float()
+    assert torch.allclose(with_gelu, torch.nn.functional.gelu(expected), atol=0.05, rtol=0.02)
 
 
 def test_a_request_is_cut_into_equal_chunks_of_at_most_the_maximum():
