@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torch.nn.functional as F
-from transformers import AutoModel, AutoTokenizer
+from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from revo_inference import bert
 from revo_inference.config import ModelSpec
@@ -62,14 +62,10 @@ class LocalEmbedder:
         self.spec = spec
         self.dtype = embedding_dtype(spec.dtype)
         self._tokenizer = AutoTokenizer.from_pretrained(model_path)
-        # Read in float32: bert.py folds scales into the weights before casting them.
-        model = AutoModel.from_pretrained(model_path, dtype=torch.float32).eval()
-        self.dimensions: int = model.config.hidden_size
-        self._encode = (
-            _BertEncoding(model, self._tokenizer, self.dtype, spec.max_context)
-            if bert.supports(model.config)
-            else _TransformersEncoding(model_path, self._tokenizer, self.dtype, spec.max_context)
-        )
+        config = AutoConfig.from_pretrained(model_path)
+        self.dimensions: int = config.hidden_size
+        encoding = _BertEncoding if bert.supports(config) else _TransformersEncoding
+        self._encode = encoding(model_path, self._tokenizer, self.dtype, spec.max_context)
         self._pool = ThreadPoolExecutor(
             max_workers=max(1, threads),
             thread_name_prefix=f"embed-{spec.name}",
@@ -108,7 +104,9 @@ class LocalEmbedder:
 class _BertEncoding:
     """BERT models (the default one): bert.py's encoder, on real tokens only."""
 
-    def __init__(self, model, tokenizer, dtype: torch.dtype, max_context: int) -> None:
+    def __init__(self, model_path: str, tokenizer, dtype: torch.dtype, max_context: int) -> None:
+        # Read in float32: bert.py folds scales into the weights before casting them.
+        model = AutoModel.from_pretrained(model_path, dtype=torch.float32).eval()
         self._encoder = bert.BertSentenceEncoder(model, dtype)
         self._tokenizer = tokenizer
         self._max_context = max_context
