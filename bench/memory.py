@@ -256,14 +256,18 @@ class World:
 # -- embeddings, cached ------------------------------------------------------------------------
 
 
+async def embed(bus: Bus, texts: list[str], timeout: float = 300) -> EmbedResponse:
+    """One inference.embed call, as the memory service makes them."""
+    request = EmbedRequest(texts=texts, tenant=TENANT, request_id=f"bench-{uuid.uuid4().hex}")
+    return await bus.request(subjects.INFERENCE_EMBED, request, EmbedResponse, timeout)
+
+
 async def embed_all(bus: Bus, texts: list[str], batch: int = 64) -> tuple[np.ndarray, float]:
     """Real embeddings through inference.embed; returns them and the seconds it took."""
     started = time.perf_counter()
     parts = []
     for i in range(0, len(texts), batch):
-        request = EmbedRequest(texts=texts[i : i + batch], tenant=TENANT,
-                               request_id=f"bench-{uuid.uuid4().hex}")  # fmt: skip
-        reply = await bus.request(subjects.INFERENCE_EMBED, request, EmbedResponse, timeout=300)
+        reply = await embed(bus, texts[i : i + batch])
         parts.append(np.asarray(reply.embeddings, dtype=np.float32))
         if i and i % (batch * 160) == 0:
             print(f"  embedded {i:,}/{len(texts):,}", flush=True)
@@ -396,8 +400,7 @@ def recall_call(bus: Bus):
 
 def embed_call(bus: Bus):
     async def call(query: str) -> None:
-        request = EmbedRequest(texts=[query], tenant=TENANT, request_id=uuid.uuid4().hex)
-        await bus.request(subjects.INFERENCE_EMBED, request, EmbedResponse, 30)
+        await embed(bus, [query], timeout=30)
 
     return call
 
@@ -554,8 +557,7 @@ async def embed_rate(bus: Bus, texts: list[str], batch: int = 100, in_flight: in
 
     async def one(chunk: list[str]) -> None:
         async with gate:
-            request = EmbedRequest(texts=chunk, tenant=TENANT, request_id=uuid.uuid4().hex)
-            await bus.request(subjects.INFERENCE_EMBED, request, EmbedResponse, 300)
+            await embed(bus, chunk)
 
     started = time.perf_counter()
     await asyncio.gather(*(one(texts[i : i + batch]) for i in range(0, len(texts), batch)))
