@@ -343,7 +343,9 @@ async def load(dsn: str, memories: list[tuple[str, str]], vectors: np.ndarray) -
         await conn.execute("VACUUM ANALYZE memory.memories")
     finally:
         await conn.close()
-    return {"rows_s": rows_s, "index_s": index_s}
+    # The index's parameters as the service created it: "WITH (m='12', ef_construction='48')".
+    parameters = index[index.index("WITH (") + 6 : index.rindex(")")].replace("'", "")
+    return {"rows_s": rows_s, "index_s": index_s, "parameters": parameters}
 
 
 def _age(i: int):
@@ -645,7 +647,7 @@ def report(results: dict, args: argparse.Namespace) -> bool:
     ms = 1000
     load = results["load"]
     print(f"\nload: {args.memories:,} rows in {load['rows_s']:.1f} s, HNSW index built in "
-          f"{load['index_s']:.1f} s (m=16, ef_construction=64)")  # fmt: skip
+          f"{load['index_s']:.1f} s ({load['parameters']})")  # fmt: skip
     print(f"\nrecall latency at {args.memories:,} memories, {args.callers} callers, top_k 10:")
     print(f"  {'':44} {'p50':>8} {'p95':>8} {'p99':>8} {'calls/s':>8}")
     rows = [

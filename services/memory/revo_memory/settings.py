@@ -29,8 +29,8 @@ class MemorySettings(ServiceSettings):
     # HNSW: candidates examined per query, and the graph's shape. 200 measured recall@10 of
     # 0.97 at 100k memories (bench/memory.py); 100 gave 0.94, pgvector's default 40 0.91.
     hnsw_ef_search: int = Field(default=200, ge=10, le=1000)
-    hnsw_m: int = Field(default=16, ge=4, le=100)
-    hnsw_ef_construction: int = Field(default=64, ge=16, le=1000)
+    hnsw_m: int = Field(default=12, ge=4, le=100)
+    hnsw_ef_construction: int = Field(default=48, ge=16, le=1000)
     # Seconds a memory of a kind is kept after it was last written; kinds not listed are
     # kept until forgotten. Env: REVO_MEMORY_RETENTION_S='{"summary": 2592000}'.
     retention_s: dict[str, float] = {}
