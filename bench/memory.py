@@ -61,12 +61,13 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable
 from pathlib import Path
 
 import asyncpg
 import numpy as np
 import psutil  # comes with pgserver (embedded Postgres)
-from runs import postgres_processes
+from runs import CpuClock, postgres_processes
 
 from revo_contracts import subjects
 from revo_contracts.inference import EmbedRequest, EmbedResponse
@@ -545,6 +546,28 @@ async def store_rate(
     return {"per_s": len(texts) / (time.perf_counter() - started), "actions": actions}
 
 
+async def with_cpu(world: World, texts: int, work: Awaitable[dict]) -> dict:
+    """`work`'s result, with what it cost in core-ms per text by process group ("cpu"), and
+    what other processes and the hypervisor (steal) took from the machine meanwhile: the
+    store rate is bound by the 2 cores, so these say why one run's rate differs from another's.
+    """
+    clock = CpuClock(world)
+    result = await work
+    spent, other, stolen = clock.read()
+    result["cpu"] = {group: seconds * 1000 / texts for group, seconds in spent.items()}
+    result["other"], result["stolen"] = other * 1000 / texts, stolen * 1000 / texts
+    return result
+
+
+def cpu_line(result: dict) -> str:
+    parts = ", ".join(f"{g} {ms:.2f}" for g, ms in sorted(result["cpu"].items()) if ms >= 0.005)
+    total = sum(result["cpu"].values())
+    cores = psutil.cpu_count() or 1
+    return (f"core-ms per text: {parts}; {total:.2f} in all (at most {cores * 1000 / total:.0f}/s "
+            f"on {cores} cores); meanwhile other processes {result['other']:.2f}, stolen "
+            f"{result['stolen']:.2f}")  # fmt: skip
+
+
 async def remove_tenant(dsn: str, tenant: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
@@ -582,7 +605,9 @@ async def bench(world: World, args: argparse.Namespace) -> dict:
         # (mem0's add() is 58x slower at 10K memories than at 100). Removed before the load.
         print(f"store rate into an empty store, {args.store:,} memories...", flush=True)
         empty_texts = [text for _, text in generate(args.store, seed=5)]
-        results["store_empty"] = await store_rate(bus, empty_texts, tenant=EMPTY_TENANT)
+        results["store_empty"] = await with_cpu(
+            world, len(empty_texts), store_rate(bus, empty_texts, tenant=EMPTY_TENANT)
+        )
         await remove_tenant(world.postgres.dsn, EMPTY_TENANT)
         print("loading them into memory.memories...", flush=True)
         results["load"] = await load(world.postgres.dsn, memories, vectors)
@@ -624,9 +649,11 @@ async def bench(world: World, args: argparse.Namespace) -> dict:
         print(f"store rate, {args.store:,} memories...", flush=True)
         new_texts = [text for _, text in generate(args.store, seed=4)]
         results["embed_rate"] = await embed_rate(bus, [t + " (baseline)" for t in new_texts])
-        results["store"] = await store_rate(bus, new_texts)
+        results["store"] = await with_cpu(world, len(new_texts), store_rate(bus, new_texts))
         user_texts = [text for _, text in generate(args.store, seed=7)]
-        results["store_users"] = await store_rate(bus, user_texts, users=4)
+        results["store_users"] = await with_cpu(
+            world, len(user_texts), store_rate(bus, user_texts, users=4)
+        )
     finally:
         await bus.close()
     return results
@@ -686,14 +713,17 @@ def report(results: dict, args: argparse.Namespace) -> bool:
     print(f"\nstore: {args.store:,} memories through memory.store (100 per request, 4 in "
           f"flight, real embeddings, into the {args.memories:,}-memory scope): "
           f"{store['per_s']:.0f}/s {store['actions']}")  # fmt: skip
+    print(f"    {cpu_line(store)}")
     empty = results["store_empty"]
     print(f"  the same into an empty store: {empty['per_s']:.0f}/s {empty['actions']}; at "
           f"{args.memories:,} memories the rate is {empty['per_s'] / store['per_s']:.1f}x "
           "lower (mem0: 58x from 100 to 10K)")  # fmt: skip
+    print(f"    {cpu_line(empty)}")
     users = results["store_users"]
     print(f"  the same into 4 user scopes of the tenant in turn (the table still holds "
           f"{args.memories:,}; scopes do not wait for each other's dedupe): "
           f"{users['per_s']:.0f}/s {users['actions']}")  # fmt: skip
+    print(f"    {cpu_line(users)}")
     print(f"  baseline: inference.embed alone on the same texts: {results['embed_rate']:.0f}/s; "
           f"store / embed alone: {store['per_s'] / results['embed_rate']:.2f}")  # fmt: skip
     checks = {
