@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from revo_inference import bert
+from revo_inference.allocator import keep_freed_memory
 from revo_inference.config import ModelSpec
 from revo_inference.prepacked import prepack_linears, prepacking_available
 
@@ -61,6 +62,7 @@ class LocalEmbedder:
     def __init__(self, spec: ModelSpec, model_path: str, threads: int = 1) -> None:
         self.spec = spec
         self.dtype = embedding_dtype(spec.dtype)
+        keep_freed_memory()
         self._tokenizer = AutoTokenizer.from_pretrained(model_path)
         config = AutoConfig.from_pretrained(model_path)
         self.dimensions: int = config.hidden_size
