@@ -165,3 +165,12 @@ def test_attention_stays_exact_where_scores_pass_exp_s_range():
         expected = torch.bmm(torch.softmax(scores, dim=-1), values)
         assert torch.isfinite(got).all()
         assert torch.allclose(got, expected, atol=1e-5), scale
+
+
+def test_token_rows_are_padded_by_at_most_an_eighth_to_few_shapes():
+    padded = {tokens: bert.padded_rows(tokens) for tokens in range(1, 4097)}
+    for tokens, rows in padded.items():
+        assert rows >= tokens and rows % 16 == 0
+        assert rows - tokens < max(16, tokens / 8)
+    assert padded[1] == 16 and padded[17] == 32 and padded[1500] == 1536
+    assert len(set(padded.values())) == 48
