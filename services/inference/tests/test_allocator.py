@@ -18,7 +18,8 @@ from revo_core.embedded.service_process import ServiceProcess
 from revo_core.testing.fixtures import embed_only_inference
 from revo_inference.allocator import keep_freed_memory
 
-WORDS = "build test failed import header token retry cache timeout worker queue deploy".split()
+WORDS = ["build", "test", "failed", "import", "header", "token", "retry", "cache"]
+WORDS += ["timeout", "worker", "queue", "deploy"]
 
 
 def test_glibc_takes_the_settings():
