@@ -34,8 +34,9 @@ from revo_memory.settings import MemorySettings
 from revo_memory.text import count_tokens, identifiers
 
 # How far the dedupe search explores the HNSW graph. Measured on 1,000 restated memories at
-# 100,000 (bench/memory.py): 0.4% were not merged although an exact scan would have merged
-# them; 1.7% at 16 and 2.8% at 10, for about 0.25 ms less Postgres per stored text.
+# 100,000 (bench/memory.py, index m=16): 0.4% were not merged although an exact scan would
+# have merged them; 1.7% at 16 and 2.8% at 10, for about 0.25 ms less Postgres per stored
+# text. With today's m=12 index the bench's 500 restated memories gave 0.6 to 1.0% at 40.
 DEDUPE_EF_SEARCH = 40
 # The nearest memory of the exact scope, for each new vector. The planner picks the HNSW
 # index for big scopes and the scope index (an exact search) for small ones.
