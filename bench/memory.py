@@ -546,26 +546,36 @@ async def store_rate(
     return {"per_s": len(texts) / (time.perf_counter() - started), "actions": actions}
 
 
+def cpu_cost(clock: CpuClock, texts: int) -> dict:
+    """What the work since `clock` was made cost in core-ms per text by process group
+    ("cpu"), and what other processes and the hypervisor (steal) took from the machine
+    meanwhile: the store rate is bound by the 2 cores, so these say why one run's rate
+    differs from another's."""
+    spent, other, stolen = clock.read()
+    return {
+        "cpu": {group: seconds * 1000 / texts for group, seconds in spent.items()},
+        "other": other * 1000 / texts,
+        "stolen": stolen * 1000 / texts,
+    }
+
+
 async def with_cpu(world: World, texts: int, work: Awaitable[dict]) -> dict:
-    """`work`'s result, with what it cost in core-ms per text by process group ("cpu"), and
-    what other processes and the hypervisor (steal) took from the machine meanwhile: the
-    store rate is bound by the 2 cores, so these say why one run's rate differs from another's.
-    """
+    """`work`'s result, with its `cpu_cost`."""
     clock = CpuClock(world)
     result = await work
-    spent, other, stolen = clock.read()
-    result["cpu"] = {group: seconds * 1000 / texts for group, seconds in spent.items()}
-    result["other"], result["stolen"] = other * 1000 / texts, stolen * 1000 / texts
-    return result
+    return {**result, **cpu_cost(clock, texts)}
 
 
-def cpu_line(result: dict) -> str:
-    parts = ", ".join(f"{g} {ms:.2f}" for g, ms in sorted(result["cpu"].items()) if ms >= 0.005)
-    total = sum(result["cpu"].values())
-    cores = psutil.cpu_count() or 1
+def cpu_total(cost: dict) -> float:
+    return sum(cost["cpu"].values())
+
+
+def cpu_line(cost: dict) -> str:
+    parts = ", ".join(f"{g} {ms:.2f}" for g, ms in sorted(cost["cpu"].items()) if ms >= 0.005)
+    total, cores = cpu_total(cost), psutil.cpu_count() or 1
     return (f"core-ms per text: {parts}; {total:.2f} in all (at most {cores * 1000 / total:.0f}/s "
-            f"on {cores} cores); meanwhile other processes {result['other']:.2f}, stolen "
-            f"{result['stolen']:.2f}")  # fmt: skip
+            f"on {cores} cores); meanwhile other processes {cost['other']:.2f}, stolen "
+            f"{cost['stolen']:.2f}")  # fmt: skip
 
 
 async def remove_tenant(dsn: str, tenant: str) -> None:

@@ -28,12 +28,9 @@ async def measure(
 ) -> float:
     clock, started = CpuClock(world), time.perf_counter()
     await work()
-    wall, (spent, _, _) = time.perf_counter() - started, clock.read()
-    per_text = {group: seconds * 1000 / texts for group, seconds in spent.items()}
-    parts = "  ".join(f"{g} {ms:.2f}" for g, ms in sorted(per_text.items()) if ms >= 0.005)
-    total = sum(per_text.values())
-    print(f"  {label:<22} {texts / wall:6.0f}/s   core-ms per text: {parts}   all {total:.2f}")
-    return total
+    wall, cost = time.perf_counter() - started, memory_bench.cpu_cost(clock, texts)
+    print(f"  {label:<22} {texts / wall:6.0f}/s   {memory_bench.cpu_line(cost)}")
+    return memory_bench.cpu_total(cost)
 
 
 async def bench(world: memory_bench.World, count: int) -> None:
@@ -51,9 +48,7 @@ async def bench(world: memory_bench.World, count: int) -> None:
         stored = await measure(
             world, "memory.store, empty", count, lambda: memory_bench.store_rate(bus, texts, "cpu")
         )
-        cores = psutil.cpu_count() or 1
-        print(f"  store / embed alone, CPU per text: {stored / alone:.2f}x; at most "
-              f"{cores * 1000 / stored:.0f} stores/s on {cores} cores")  # fmt: skip
+        print(f"  store / embed alone, CPU per text: {stored / alone:.2f}x")
     finally:
         await bus.close()
 
