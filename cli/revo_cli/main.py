@@ -9,6 +9,7 @@ import typing
 
 from revo_cli.memory import add_memory_parser
 from revo_cli.state import nats_url
+from revo_contracts.gateway import Role
 from revo_contracts.runs import RunStatus
 from revo_core.logging import configure_logging
 
@@ -42,7 +43,7 @@ def add_keys_parser(commands: argparse._SubParsersAction) -> None:
     actions = keys.add_subparsers(dest="keys_command", required=True)
     create = actions.add_parser("create", help="create a key; it is printed once")
     create.add_argument("--tenant", required=True)
-    create.add_argument("--role", choices=("admin", "member"), default="member")
+    create.add_argument("--role", choices=typing.get_args(Role), default="member")
     create.add_argument("--name", help="what the key is for, to tell keys apart")
 
 

@@ -9,7 +9,8 @@ from msgspec import Meta
 
 from revo_contracts.inference import TenantId
 
-Role = Literal["admin", "member"]
+# What each may do: docs/services/chat-gateway.md, "Roles" (the gateway's permissions.py).
+Role = Literal["admin", "member", "viewer", "ci"]
 
 
 class KeyCreateRequest(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -20,6 +20,7 @@ from msgspec import Meta
 from revo_contracts.inference import ChatMessage, RequestId, TenantId, Usage
 
 RunId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+Owner = Annotated[str, Meta(min_length=1, max_length=300)]
 AgentName = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 
 
@@ -49,6 +50,10 @@ class RunSubmit(msgspec.Struct, kw_only=True, omit_defaults=True):
     # Who the run works for, where the submitter knows (the gateway's authenticated
     # subject): agents recall and remember that user's own memories besides the tenant's.
     user: Annotated[str, Meta(min_length=1, max_length=256)] | None = None
+    # Who started the run, where the submitter authenticates callers (the gateway:
+    # `api_key:<key id>` or `jwt:<subject>`): a caller who is no admin lists and reads
+    # only the runs it owns (RunListRequest.owner, RunGetRequest.owner).
+    owner: Owner | None = None
 
 
 class RunEventBase(msgspec.Struct, kw_only=True, tag_field="type", omit_defaults=True):
@@ -188,6 +193,8 @@ class RunListRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     status: RunStatus | None = None
     agent: str | None = None
     session_id: str | None = None
+    # Only the runs this owner started (RunSubmit.owner); None: everyone's.
+    owner: Owner | None = None
     limit: Annotated[int, Meta(ge=1, le=500)] = 50
 
 
@@ -198,6 +205,8 @@ class RunListResponse(msgspec.Struct, kw_only=True):
 class RunGetRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     run_id: RunId
     tenant: TenantId | None = None
+    # Set: another owner's run reads as absent (NotFound), as another tenant's does.
+    owner: Owner | None = None
     # Events with seq > after_seq (a client that already has the first ones).
     after_seq: Annotated[int, Meta(ge=0)] = 0
 

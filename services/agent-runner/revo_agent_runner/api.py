@@ -34,9 +34,10 @@ class RunsApi:
         return RunListResponse(runs=await self.store.list(request))
 
     async def get(self, request: RunGetRequest) -> RunDetail:
-        summary = await self.store.summary(request.run_id, request.tenant)
+        summary = await self.store.summary(request.run_id, request.tenant, request.owner)
         if summary is None:
-            # The same answer for another tenant's run: its existence is not revealed.
+            # The same answer for another tenant's (or owner's) run: its existence is not
+            # revealed.
             raise NotFound(f"no run {request.run_id!r}", {"run_id": request.run_id})
         return RunDetail(
             run=summary, events=await self.store.events(request.run_id, request.after_seq)

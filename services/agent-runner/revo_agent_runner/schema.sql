@@ -25,6 +25,8 @@ CREATE TABLE IF NOT EXISTS agents.runs (
 );
 CREATE INDEX IF NOT EXISTS runs_tenant_created ON agents.runs (tenant, created_at DESC);
 CREATE INDEX IF NOT EXISTS runs_created ON agents.runs (created_at DESC);
+-- A gateway caller's own runs (RunListRequest.owner).
+CREATE INDEX IF NOT EXISTS runs_owner ON agents.runs (tenant, (submit->>'owner'), created_at DESC);
 CREATE INDEX IF NOT EXISTS runs_session ON agents.runs (tenant, session_id, created_at)
     WHERE session_id IS NOT NULL;
 

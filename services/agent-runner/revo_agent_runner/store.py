@@ -112,12 +112,16 @@ class RunStore:
         )
         return [_control_decoder.decode(row[0]) for row in rows]
 
-    async def summary(self, run_id: str, tenant: str | None = None) -> RunSummary | None:
+    async def summary(
+        self, run_id: str, tenant: str | None = None, owner: str | None = None
+    ) -> RunSummary | None:
         row = await self.pool.fetchrow(
             f"SELECT {_SUMMARY_COLUMNS} FROM agents.runs "
-            "WHERE run_id = $1 AND ($2::text IS NULL OR tenant = $2)",
+            "WHERE run_id = $1 AND ($2::text IS NULL OR tenant = $2) "
+            "AND ($3::text IS NULL OR submit->>'owner' = $3)",
             run_id,
             tenant,
+            owner,
         )
         return _summary(row) if row else None
 
@@ -126,12 +130,14 @@ class RunStore:
             f"SELECT {_SUMMARY_COLUMNS} FROM agents.runs "
             "WHERE ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR status = $2) "
             "AND ($3::text IS NULL OR agent = $3) AND ($4::text IS NULL OR session_id = $4) "
+            "AND ($6::text IS NULL OR submit->>'owner' = $6) "
             "ORDER BY created_at DESC LIMIT $5",
             request.tenant,
             request.status,
             request.agent,
             request.session_id,
             request.limit,
+            request.owner,
         )
         return [_summary(row) for row in rows]
 

@@ -12,6 +12,7 @@ from revo_chat_gateway import (
     costs_api,
     openai_api,
     openapi,
+    permissions,
     runs_api,
     sessions_api,
     web_page,
@@ -46,6 +47,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_operator_endpoints_ctx)
     add_api_routes(app)
+    app.on_startup.append(permissions.check_every_route_has_a_rule)
     return app
 
 

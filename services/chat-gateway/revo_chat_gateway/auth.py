@@ -1,7 +1,8 @@
 """Who is calling: `Authorization: Bearer <API key or JWT>` on every /v1 request.
 
 The middleware binds the request to the caller's tenant (`request["principal"]`), applies
-the per-caller rate limit, and turns every error into an OpenAI-shaped JSON body."""
+the per-caller rate limit, checks the caller's role against the route's rule
+(permissions.py), and turns every error into an OpenAI-shaped JSON body."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from revo_chat_gateway import permissions
 from revo_chat_gateway.http_errors import HttpError, from_service_error, json_error
 from revo_chat_gateway.keys import KeyStore, Principal, looks_like_key
 from revo_chat_gateway.limits import RateLimiter
@@ -67,10 +69,14 @@ def auth_middleware() -> Callable:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
-            if request.path.startswith("/v1/"):
+            rule = permissions.route_rule(request)
+            # An unknown /v1 path needs credentials too: no probing for routes anonymously.
+            if rule != permissions.PUBLIC and (rule is not None or request.path.startswith("/v1/")):
                 principal = await request.app[AUTHENTICATOR].authenticate(request)
                 request.app[LIMITER].check_request(limit_key(principal))
                 request[PRINCIPAL] = principal
+                if rule is not None:
+                    permissions.require_route(rule, principal, request)
             return await handler(request)
         except HttpError as error:
             return error.response()

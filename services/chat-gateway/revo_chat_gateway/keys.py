@@ -28,6 +28,12 @@ class Principal:
     role: str
     via: str  # "api_key" or "jwt"
 
+    @property
+    def owner(self) -> str:
+        """Who owns the sessions and runs this principal starts: `api_key:<key id>` or
+        `jwt:<subject>` (the prefix keeps a token's subject from passing for a key)."""
+        return f"{self.via}:{self.subject}"
+
     def user(self, claimed: str | None = None) -> str:
         """The user a run is for (agents recall and remember that user's memories).
 

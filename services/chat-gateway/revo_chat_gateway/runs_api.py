@@ -1,8 +1,8 @@
-"""The REST runs API: list, read and cancel the caller's tenant's runs.
+"""The REST runs API: list, read and cancel the caller's runs (an admin's: the tenant's).
 
-`GET /v1/runs`, `GET /v1/runs/{id}`, `POST /v1/runs/{id}/cancel`. The tenant always comes
-from the credentials, never from the request, and another tenant's run reads as absent
-(404), so its existence is not revealed.
+`GET /v1/runs`, `GET /v1/runs/{id}`, `POST /v1/runs/{id}/cancel`. The tenant and the owner
+always come from the credentials, never from the request, and another tenant's or user's
+run reads as absent (404), so its existence is not revealed.
 """
 
 from __future__ import annotations
@@ -10,20 +10,25 @@ from __future__ import annotations
 import msgspec
 from aiohttp import web
 
+from revo_chat_gateway import permissions
 from revo_chat_gateway.auth import principal_of
 from revo_chat_gateway.http_errors import HttpError
+from revo_chat_gateway.keys import Principal
 from revo_contracts.gateway_http import CancelResult
 from revo_contracts.runs import RunDetail, RunGetRequest, RunListRequest
 from revo_core.runs import cancel_run, get_run, list_runs
 from revo_core.service import BUS
 
-# The query parameters of GET /v1/runs; anything else (a `tenant` above all) is ignored.
+# The query parameters of GET /v1/runs; anything else (`tenant`, `owner` above all) is
+# ignored.
 LIST_FILTERS = ("limit", "status", "agent")
 
 
 async def list_tenant_runs(request: web.Request) -> web.Response:
-    query = {name: request.query[name] for name in LIST_FILTERS if name in request.query}
-    query["tenant"] = principal_of(request).tenant
+    query: dict[str, str | None] = {
+        name: request.query[name] for name in LIST_FILTERS if name in request.query
+    }
+    query.update(_scope(principal_of(request)))
     try:
         # strict=False: query values are strings ("10" for a limit of 10).
         filters = msgspec.convert(query, RunListRequest, strict=False)
@@ -51,15 +56,18 @@ async def cancel_tenant_run(request: web.Request) -> web.Response:
 
 
 async def tenant_run(request: web.Request) -> RunDetail:
-    """The run of the path, if it is the caller's tenant's (NotFound, a 404, otherwise)."""
+    """The run of the path, if the caller may see it (NotFound, a 404, otherwise)."""
     run_id = request.match_info["run_id"]
     try:
-        get = msgspec.convert(
-            {"run_id": run_id, "tenant": principal_of(request).tenant}, RunGetRequest
-        )
+        get = msgspec.convert({"run_id": run_id, **_scope(principal_of(request))}, RunGetRequest)
     except msgspec.ValidationError:
         raise HttpError(404, f"no run {run_id!r}", "not_found") from None
     return await get_run(request.app[BUS], get)
+
+
+def _scope(principal: Principal) -> dict[str, str | None]:
+    """The runs a caller sees: its tenant's, and only its own unless it is an admin."""
+    return {"tenant": principal.tenant, "owner": permissions.owner_scope(principal)}
 
 
 def add_routes(app: web.Application) -> None:

@@ -5,20 +5,29 @@ CREATE SCHEMA IF NOT EXISTS gateway;
 CREATE TABLE IF NOT EXISTS gateway.api_keys (
     key_id       text PRIMARY KEY,
     tenant       text NOT NULL,
-    role         text NOT NULL CHECK (role IN ('admin', 'member')),
+    role         text NOT NULL,
     secret_hash  bytea NOT NULL,
     name         text,
     created_at   timestamptz NOT NULL DEFAULT now(),
     revoked_at   timestamptz
 );
 CREATE INDEX IF NOT EXISTS api_keys_tenant ON gateway.api_keys (tenant);
+-- The roles of permissions.py (a database made before viewer and ci had a narrower check).
+ALTER TABLE gateway.api_keys DROP CONSTRAINT IF EXISTS api_keys_role_check;
+ALTER TABLE gateway.api_keys ADD CONSTRAINT api_keys_role_check
+    CHECK (role IN ('admin', 'member', 'viewer', 'ci'));
 
--- WebSocket chat sessions: each belongs to one tenant; its items are numbered from 1.
+-- WebSocket chat sessions: each belongs to one tenant and to the user who opened it
+-- (`api_key:<key id>` or `jwt:<subject>`); its items are numbered from 1.
 CREATE TABLE IF NOT EXISTS gateway.sessions (
     session_id   text PRIMARY KEY,
     tenant       text NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now()
 );
+-- Sessions opened before owners were kept have none: only admins see them.
+ALTER TABLE gateway.sessions ADD COLUMN IF NOT EXISTS owner text;
+CREATE INDEX IF NOT EXISTS sessions_tenant_owner
+    ON gateway.sessions (tenant, owner, created_at DESC);
 CREATE TABLE IF NOT EXISTS gateway.session_items (
     session_id   text NOT NULL REFERENCES gateway.sessions ON DELETE CASCADE,
     seq          integer NOT NULL,

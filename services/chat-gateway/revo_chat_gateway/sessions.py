@@ -1,5 +1,9 @@
 """Chat sessions in Postgres: who owns each, and its items numbered per session from 1.
 
+A session belongs to a tenant and to the user who opened it (`Principal.owner`). Reads
+take an owner scope: None for every session of the tenant (an admin), else that owner's
+only; a session opened before owners were kept has none, so only admins see it.
+
 An item's body is its whole `ChatItem` frame as JSON, so a replay sends exactly what the
 live socket got. Numbers are taken in the insert itself; the primary key keeps two
 replicas appending to one session at once from taking the same seq (the second retries).
@@ -48,24 +52,30 @@ class SessionStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
-    async def create(self, tenant: str) -> str:
+    async def create(self, tenant: str, owner: str) -> str:
         session_id = "s" + secrets.token_hex(12)
         await self.pool.execute(
-            "INSERT INTO gateway.sessions (session_id, tenant) VALUES ($1, $2)",
+            "INSERT INTO gateway.sessions (session_id, tenant, owner) VALUES ($1, $2, $3)",
             session_id,
             tenant,
+            owner,
         )
         return session_id
 
-    async def belongs_to(self, session_id: str, tenant: str) -> bool:
-        owner = await self.pool.fetchval(
-            "SELECT tenant FROM gateway.sessions WHERE session_id = $1", session_id
+    async def visible(self, session_id: str, tenant: str, owner: str | None) -> bool:
+        """Whether the session is the tenant's and, with an owner, that owner's."""
+        found = await self.pool.fetchval(
+            "SELECT 1 FROM gateway.sessions WHERE session_id = $1 AND tenant = $2 "
+            "AND ($3::text IS NULL OR owner = $3)",
+            session_id,
+            tenant,
+            owner,
         )
-        return owner == tenant
+        return found is not None
 
-    async def of_tenant(self, tenant: str, limit: int) -> list[SessionSummary]:
-        """The tenant's sessions with items, the most recently active first (a session
-        opened but never written to is left out)."""
+    async def of_tenant(self, tenant: str, owner: str | None, limit: int) -> list[SessionSummary]:
+        """The tenant's sessions with items (with an owner, that owner's only), the most
+        recently active first (a session opened but never written to is left out)."""
         rows = await self.pool.fetch(
             "SELECT s.session_id, s.created_at, "
             "  latest.seq AS last_seq, latest.created_at AS updated_at, "
@@ -76,11 +86,12 @@ class SessionStore:
             "LEFT JOIN LATERAL (SELECT body FROM gateway.session_items i "
             "  WHERE i.session_id = s.session_id AND kind = 'user' "
             "  ORDER BY seq LIMIT 1) first_user ON true "
-            "WHERE s.tenant = $1 "
+            "WHERE s.tenant = $1 AND ($4::text IS NULL OR s.owner = $4) "
             "ORDER BY updated_at DESC, s.session_id LIMIT $2",
             tenant,
             limit,
             TITLE_CHARS,
+            owner,
         )
         return [SessionSummary(**dict(row)) for row in rows]
 

@@ -1,10 +1,12 @@
-"""`GET /v1/sessions`: the caller's tenant's chat sessions, the most recently active first."""
+"""`GET /v1/sessions`: the caller's chat sessions (an admin's: all of the tenant's), the most
+recently active first."""
 
 from __future__ import annotations
 
 import msgspec
 from aiohttp import web
 
+from revo_chat_gateway import permissions
 from revo_chat_gateway.auth import principal_of
 from revo_chat_gateway.http_errors import HttpError
 from revo_chat_gateway.sessions import SessionStore, SessionSummary
@@ -19,7 +21,8 @@ async def list_sessions(request: web.Request) -> web.Response:
 
     limit = _limit(request.query.get("limit"))
     store = SessionStore(request.app[POOL])
-    sessions = await store.of_tenant(principal_of(request).tenant, limit)
+    principal = principal_of(request)
+    sessions = await store.of_tenant(principal.tenant, permissions.owner_scope(principal), limit)
     listed = SessionList(data=[_as_info(s) for s in sessions])
     return web.json_response(msgspec.to_builtins(listed))
 

@@ -2,7 +2,8 @@
 
 The accepted algorithms are fixed by what is configured, never taken from the token, so
 `alg: none` and algorithm confusion (an HS256 token signed with the RSA public key) fail.
-Expiry and audience are required and checked. Claims: `tenant`, `sub`, optional `role`.
+Expiry and audience are required and checked. Claims: `tenant`, `sub`, optional `role`
+(default `member`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import jwt
 
 from revo_chat_gateway.keys import Principal
+from revo_chat_gateway.permissions import ROLES
 from revo_contracts.subjects import InvalidSubjectToken, token
 
 
@@ -63,6 +65,6 @@ def _principal(claims: dict) -> Principal:
     except InvalidSubjectToken:
         raise InvalidToken("token has no valid `tenant` claim") from None
     role = claims.get("role", "member")
-    if role not in ("admin", "member"):
-        raise InvalidToken(f"token role {role!r} is not admin or member")
+    if role not in ROLES:
+        raise InvalidToken(f"token role {role!r} is not one of {', '.join(ROLES)}")
     return Principal(tenant=str(tenant), subject=str(claims["sub"]), role=role, via="jwt")

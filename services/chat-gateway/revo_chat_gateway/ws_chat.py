@@ -21,7 +21,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, SpanContext, SpanKind
 
-from revo_chat_gateway import metrics
+from revo_chat_gateway import metrics, permissions
 from revo_chat_gateway.auth import LIMITER, limit_key, principal_of
 from revo_chat_gateway.http_errors import HttpError
 from revo_chat_gateway.keys import Principal
@@ -38,6 +38,7 @@ from revo_chat_gateway.ws_protocol import (
 )
 from revo_contracts.chat import (
     ChatCancel,
+    ChatClientFrame,
     ChatHello,
     ChatItem,
     ChatPing,
@@ -264,6 +265,7 @@ class ChatHub:
             messages=[ChatMessage(role="user", content=text)],
             session_id=live.session_id,
             user=principal.user(),
+            owner=principal.owner,
         )
         async with AsyncExitStack() as stack:
             await stack.enter_async_context(self.limiter.run_slot(limit_key(principal)))
@@ -390,7 +392,11 @@ class SocketChat:
             log.exception("a chat frame failed", type=type(frame).__name__)
             self.outbox.push(error_frame("internal", "the gateway could not do that; try again"))
 
-    async def _on_frame(self, frame: object) -> None:
+    async def _on_frame(self, frame: ChatClientFrame) -> None:
+        refusal = permissions.ws_refusal(frame, self.principal)
+        if refusal is not None:
+            self.outbox.push(error_frame("forbidden", refusal))
+            return
         match frame:
             case ChatPing():
                 self.outbox.push(encode(ChatPong()))
@@ -404,10 +410,12 @@ class SocketChat:
     async def _hello(self, hello: ChatHello) -> None:
         store = self.hub.store
         if hello.session_id is None:
-            session_id = await store.create(self.principal.tenant)
-        elif await store.belongs_to(hello.session_id, self.principal.tenant):
+            session_id = await store.create(self.principal.tenant, self.principal.owner)
+        elif await store.visible(
+            hello.session_id, self.principal.tenant, permissions.owner_scope(self.principal)
+        ):
             session_id = hello.session_id
-        else:  # another tenant's session reads as absent: its existence is not revealed
+        else:  # another tenant's or user's session reads as absent: its existence is not revealed
             self.outbox.push(error_frame("not_found", f"no session {hello.session_id!r}"))
             return
         await self._enter(session_id, hello.last_seq)
@@ -425,7 +433,8 @@ class SocketChat:
 
     async def _message(self, message: ChatUserMessage) -> None:
         if self.live is None:
-            await self._enter(await self.hub.store.create(self.principal.tenant), 0)
+            session_id = await self.hub.store.create(self.principal.tenant, self.principal.owner)
+            await self._enter(session_id, 0)
         assert self.live is not None
         agent, text = agent_and_content(message)
         metrics.WS_MESSAGES.inc()
