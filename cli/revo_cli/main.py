@@ -7,9 +7,9 @@ import asyncio
 import sys
 import typing
 
+from revo_cli.keys import add_keys_parser
 from revo_cli.memory import add_memory_parser
 from revo_cli.state import nats_url
-from revo_contracts.gateway import Role
 from revo_contracts.runs import RunStatus
 from revo_core.logging import configure_logging
 
@@ -36,15 +36,6 @@ def parser() -> argparse.ArgumentParser:
     add_cost_parsers(commands)
     add_memory_parser(commands)
     return root
-
-
-def add_keys_parser(commands: argparse._SubParsersAction) -> None:
-    keys = commands.add_parser("keys", help="API keys of the chat gateway")
-    actions = keys.add_subparsers(dest="keys_command", required=True)
-    create = actions.add_parser("create", help="create a key; it is printed once")
-    create.add_argument("--tenant", required=True)
-    create.add_argument("--role", choices=typing.get_args(Role), default="member")
-    create.add_argument("--name", help="what the key is for, to tell keys apart")
 
 
 def add_cost_parsers(commands: argparse._SubParsersAction) -> None:

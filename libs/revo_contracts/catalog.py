@@ -49,6 +49,12 @@ MESSAGES: tuple[type[msgspec.Struct], ...] = (
     ledger.UsageDeadLetter,
     gateway.KeyCreateRequest,
     gateway.KeyCreateResponse,
+    gateway.KeyListRequest,
+    gateway.KeyListResponse,
+    gateway.KeyInfo,
+    gateway.KeyRevokeRequest,
+    gateway.KeyRevokeResponse,
+    gateway.KeyRevoked,
     chat.ChatHello,
     chat.ChatUserMessage,
     chat.ChatCancel,
@@ -201,6 +207,26 @@ CHANNELS: tuple[Channel, ...] = (
         "create`). The key is in the reply once; the gateway keeps only a hash.",
         sends="KeyCreateRequest",
         replies=("KeyCreateResponse", "Error"),
+    ),
+    Channel(
+        address=subjects.GATEWAY_KEYS_LIST,
+        description="The API keys of a tenant, or of every tenant (operators; `revo keys "
+        "list`): ids, roles, names, expiry, last use, revocation; never a secret.",
+        sends="KeyListRequest",
+        replies=("KeyListResponse", "Error"),
+    ),
+    Channel(
+        address=subjects.GATEWAY_KEYS_REVOKE,
+        description="Revoke an API key by its id (operators; `revo keys revoke`); "
+        "idempotent. Every gateway replica refuses the key from then on.",
+        sends="KeyRevokeRequest",
+        replies=("KeyRevokeResponse", "Error"),
+    ),
+    Channel(
+        address=subjects.GATEWAY_KEYS_REVOKED,
+        description="Broadcast by the replica that revoked a key, heard by every replica "
+        "(core NATS): each closes the chat sockets opened with that key.",
+        sends="KeyRevoked",
     ),
     Channel(
         address=subjects.RUNS_GET,

@@ -41,6 +41,10 @@ RUNS_AGENTS = "runs.api.agents"
 AGENT_RUNNER_QUEUE_GROUP = "agent-runner"
 
 GATEWAY_KEYS_CREATE = "gateway.keys.create"
+GATEWAY_KEYS_LIST = "gateway.keys.list"
+GATEWAY_KEYS_REVOKE = "gateway.keys.revoke"
+# Broadcast (core NATS, every replica): a key was revoked; its open sockets are closed.
+GATEWAY_KEYS_REVOKED = "gateway.keys.revoked"
 GATEWAY_QUEUE_GROUP = "chat-gateway"
 
 

@@ -1,4 +1,5 @@
-"""Wiring of the chat gateway: Postgres, credentials, limits, the HTTP API."""
+"""Wiring of the chat gateway: Postgres, credentials, limits, the HTTP API, the operators' key
+endpoints on NATS."""
 
 from __future__ import annotations
 
@@ -21,16 +22,14 @@ from revo_chat_gateway import (
 )
 from revo_chat_gateway.auth import AUTHENTICATOR, LIMITER, Authenticator, auth_middleware
 from revo_chat_gateway.http_tracing import tracing_middleware
+from revo_chat_gateway.key_admin import key_admin_ctx
 from revo_chat_gateway.keys import KeyStore
 from revo_chat_gateway.limits import RateLimiter
 from revo_chat_gateway.settings import GatewaySettings
 from revo_chat_gateway.tokens import TokenVerifier
-from revo_contracts import subjects
-from revo_contracts.gateway import KeyCreateRequest
 from revo_core.db import apply_schema, connect_pool
-from revo_core.endpoints import Endpoints
 from revo_core.logging import get_logger
-from revo_core.service import BUS, SETTINGS, create_service_app, serving_pool
+from revo_core.service import SETTINGS, create_service_app, serving_pool
 
 SERVICE = "chat-gateway"
 SCHEMA_SQL = Path(__file__).with_name("schema.sql")
@@ -45,7 +44,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.middlewares.append(auth_middleware())
     app[LIMITER] = RateLimiter(settings.rate_limit_per_minute, settings.max_concurrent_runs)
     app.cleanup_ctx.append(_database_ctx)
-    app.cleanup_ctx.append(_operator_endpoints_ctx)
+    app.cleanup_ctx.append(key_admin_ctx)
     add_api_routes(app)
     app.on_startup.append(permissions.check_every_route_has_a_rule)
     return app
@@ -72,19 +71,3 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     app[AUTHENTICATOR] = Authenticator(KeyStore(pool), tokens)
     async with serving_pool(app, pool):
         yield
-
-
-async def _operator_endpoints_ctx(app: web.Application) -> AsyncIterator[None]:
-    """`gateway.keys.create` on NATS: operators (who can reach NATS) create API keys."""
-    keys = app[AUTHENTICATOR].keys
-    endpoints = Endpoints(app[BUS], "chat_gateway", description="API keys of the gateway")
-    await endpoints.start()
-    await endpoints.add(
-        "keys_create",
-        subjects.GATEWAY_KEYS_CREATE,
-        KeyCreateRequest,
-        keys.create,
-        subjects.GATEWAY_QUEUE_GROUP,
-    )
-    yield
-    await endpoints.stop(grace=5)

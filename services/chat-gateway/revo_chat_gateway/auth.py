@@ -12,7 +12,7 @@ from aiohttp import web
 
 from revo_chat_gateway import permissions
 from revo_chat_gateway.http_errors import HttpError, from_service_error, json_error
-from revo_chat_gateway.keys import KeyStore, Principal, looks_like_key
+from revo_chat_gateway.keys import KeyRefused, KeyStore, Principal, looks_like_key
 from revo_chat_gateway.limits import RateLimiter
 from revo_chat_gateway.tokens import InvalidToken, TokenVerifier
 from revo_core.errors import BusUnavailable, ServiceError
@@ -41,10 +41,10 @@ class Authenticator:
                 401, "missing credentials: send Authorization: Bearer <API key>", "unauthorized"
             )
         if looks_like_key(credential):
-            principal = await self.keys.verify(credential)
-            if principal is None:
-                raise HttpError(401, "invalid API key", "unauthorized")
-            return principal
+            try:
+                return await self.keys.verify(credential)
+            except KeyRefused as exc:
+                raise HttpError(401, str(exc), "unauthorized") from None
         try:
             return self.tokens.verify(credential)
         except InvalidToken as exc:

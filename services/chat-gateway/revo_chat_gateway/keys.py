@@ -1,7 +1,8 @@
 """API keys: `revo_<key id>_<secret>`, shown once; Postgres keeps only sha256(secret).
 
 The secret is 32 random bytes, so a plain hash is enough (no password stretching needed);
-lookups go by key id and the hash is compared in constant time.
+lookups go by key id and the hash is compared in constant time. A key may expire, and is
+revoked by its id; operators list, create and revoke keys over NATS (`gateway.keys.*`).
 """
 
 from __future__ import annotations
@@ -9,13 +10,27 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 
 import asyncpg
 
-from revo_contracts.gateway import KeyCreateRequest, KeyCreateResponse
+from revo_contracts.gateway import (
+    KeyCreateRequest,
+    KeyCreateResponse,
+    KeyInfo,
+    KeyListRequest,
+    KeyListResponse,
+    KeyRevokeRequest,
+    KeyRevokeResponse,
+)
+from revo_core.errors import NotFound
 
 PREFIX = "revo_"
+# A key's last use is written at most this often.
+TOUCH_EVERY_S = 60
+# Keys whose last write this replica remembers (so it skips them for a minute).
+TOUCHED_KEPT = 10_000
 
 
 @dataclass(frozen=True)
@@ -45,42 +60,109 @@ class Principal:
         return claimed or f"key:{self.subject}"
 
 
+class KeyRefused(Exception):
+    """The key is not accepted; the message says why (for the 401 body)."""
+
+
 class KeyStore:
+    """Keys in Postgres. Every request's key is looked up there (no cache: one primary-key
+    read, so a revoked or expired key is refused by every replica at once); its last use
+    is written at most once a minute per key."""
+
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
+        self._touched: dict[str, float] = {}  # key id -> monotonic time of the last write
 
     async def create(self, request: KeyCreateRequest) -> KeyCreateResponse:
         key_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
-        await self.pool.execute(
-            "INSERT INTO gateway.api_keys (key_id, tenant, role, secret_hash, name) "
-            "VALUES ($1, $2, $3, $4, $5)",
+        expires_at = await self.pool.fetchval(
+            "INSERT INTO gateway.api_keys (key_id, tenant, role, secret_hash, name, expires_at) "
+            "VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6)) "
+            "RETURNING extract(epoch FROM expires_at)::float8",
             key_id,
             request.tenant,
             request.role,
             _hash(secret),
             request.name,
+            request.expires_in_s,
         )
         return KeyCreateResponse(
             key_id=key_id,
             key=f"{PREFIX}{key_id}_{secret}",
             tenant=request.tenant,
             role=request.role,
+            expires_at=expires_at,
         )
 
-    async def verify(self, key: str) -> Principal | None:
+    async def verify(self, key: str) -> Principal:
+        """The key's principal; KeyRefused unless it is known, not revoked, not expired."""
         parsed = _parse(key)
         if parsed is None:
-            return None
+            raise KeyRefused("invalid API key")
         key_id, secret = parsed
         row = await self.pool.fetchrow(
-            "SELECT tenant, role, secret_hash FROM gateway.api_keys "
-            "WHERE key_id = $1 AND revoked_at IS NULL",
+            "SELECT tenant, role, secret_hash, revoked_at IS NOT NULL AS revoked, "
+            "  coalesce(expires_at <= now(), false) AS expired "
+            "FROM gateway.api_keys WHERE key_id = $1",
             key_id,
         )
         if row is None or not hmac.compare_digest(bytes(row["secret_hash"]), _hash(secret)):
-            return None
+            raise KeyRefused("invalid API key")
+        # Said only to whoever holds the whole key.
+        if row["revoked"]:
+            raise KeyRefused("API key revoked")
+        if row["expired"]:
+            raise KeyRefused("API key expired")
+        await self._touch(key_id)
         return Principal(tenant=row["tenant"], subject=key_id, role=row["role"], via="api_key")
+
+    async def _touch(self, key_id: str) -> None:
+        """Record the key's use, at most once a minute per key: this replica skips a key it
+        wrote less than a minute ago, and the write itself skips a key another replica
+        wrote less than a minute ago."""
+        now = time.monotonic()
+        if now - self._touched.get(key_id, -TOUCH_EVERY_S) < TOUCH_EVERY_S:
+            return
+        if len(self._touched) >= TOUCHED_KEPT:
+            self._touched = {k: t for k, t in self._touched.items() if now - t < TOUCH_EVERY_S}
+            if len(self._touched) >= TOUCHED_KEPT:
+                self._touched.clear()  # that many keys in use: an extra write each, once
+        self._touched[key_id] = now
+        await self.pool.execute(
+            "UPDATE gateway.api_keys SET last_used_at = now() WHERE key_id = $1 "
+            "AND (last_used_at IS NULL OR last_used_at < now() - make_interval(secs => $2))",
+            key_id,
+            TOUCH_EVERY_S,
+        )
+
+    async def list(self, request: KeyListRequest) -> KeyListResponse:
+        rows = await self.pool.fetch(
+            "SELECT key_id, tenant, role, name, "
+            "  extract(epoch FROM created_at)::float8 AS created_at, "
+            "  extract(epoch FROM expires_at)::float8 AS expires_at, "
+            "  extract(epoch FROM last_used_at)::float8 AS last_used_at, "
+            "  extract(epoch FROM revoked_at)::float8 AS revoked_at "
+            "FROM gateway.api_keys "
+            "WHERE ($1::text IS NULL OR tenant = $1) AND ($2 OR revoked_at IS NULL) "
+            "ORDER BY tenant, created_at, key_id",
+            request.tenant,
+            request.include_revoked,
+        )
+        return KeyListResponse(keys=[KeyInfo(**dict(row)) for row in rows])
+
+    async def revoke(self, request: KeyRevokeRequest) -> KeyRevokeResponse:
+        row = await self.pool.fetchrow(
+            "UPDATE gateway.api_keys SET revoked_at = coalesce(revoked_at, now()) "
+            "WHERE key_id = $1 "
+            "RETURNING tenant, extract(epoch FROM revoked_at)::float8 AS revoked_at",
+            request.key_id,
+        )
+        if row is None:
+            raise NotFound(f"no API key {request.key_id!r}", {"key_id": request.key_id})
+        return KeyRevokeResponse(
+            key_id=request.key_id, tenant=row["tenant"], revoked_at=row["revoked_at"]
+        )
 
 
 def looks_like_key(credential: str) -> bool:

@@ -12,6 +12,10 @@ CREATE TABLE IF NOT EXISTS gateway.api_keys (
     revoked_at   timestamptz
 );
 CREATE INDEX IF NOT EXISTS api_keys_tenant ON gateway.api_keys (tenant);
+-- Added after the table: a key's expiry (none: until revoked) and its last use (written at
+-- most once a minute).
+ALTER TABLE gateway.api_keys ADD COLUMN IF NOT EXISTS expires_at timestamptz;
+ALTER TABLE gateway.api_keys ADD COLUMN IF NOT EXISTS last_used_at timestamptz;
 -- The roles of permissions.py (a database made before viewer and ci had a narrower check).
 ALTER TABLE gateway.api_keys DROP CONSTRAINT IF EXISTS api_keys_role_check;
 ALTER TABLE gateway.api_keys ADD CONSTRAINT api_keys_role_check

@@ -166,6 +166,7 @@ class ChatHub:
         self.sessions: dict[str, LiveSession] = {}
         self.follows: set[asyncio.Task] = set()
         self.sockets: set[Outbox] = set()
+        self.chats: set[SocketChat] = set()  # each open socket's conversation
         self._unwatching: set[asyncio.Task] = set()
 
     def live(self, session_id: str) -> LiveSession:
@@ -351,6 +352,24 @@ class ChatHub:
             )
             items.put_nowait(answer)
 
+    async def close_sockets_of_key(self, key_id: str) -> None:
+        """Close the sockets opened with an API key that is now revoked."""
+        revoked = [
+            chat
+            for chat in self.chats
+            if chat.principal.via == "api_key" and chat.principal.subject == key_id
+        ]
+        for chat in revoked:
+            chat.outbox.push(error_frame("unauthorized", "API key revoked"))
+        await asyncio.gather(*(chat.outbox.drained() for chat in revoked), return_exceptions=True)
+        await asyncio.gather(
+            *(
+                chat.outbox.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"API key revoked")
+                for chat in revoked
+            ),
+            return_exceptions=True,
+        )
+
     async def close_sockets(self) -> None:
         await asyncio.gather(
             *(o.ws.close(code=WSCloseCode.GOING_AWAY) for o in list(self.sockets)),
@@ -486,6 +505,7 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
     hub.sockets.add(outbox)
     metrics.WS_CONNECTIONS.inc()
     chat = SocketChat(hub, principal_of(request), outbox)
+    hub.chats.add(chat)
     try:
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:
@@ -494,6 +514,7 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
                 outbox.push(error_frame("invalid_request", "frames are JSON text, not binary"))
     finally:
         chat.leave()
+        hub.chats.discard(chat)
         hub.sockets.discard(outbox)
         metrics.WS_CONNECTIONS.dec()
         await outbox.stop()
