@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from revo_chat_gateway import permissions
 from revo_contracts import gateway_http as http
 from revo_contracts.chat import ChatClientFrame, ChatServerFrame
 from revo_contracts.ledger import CostReport
@@ -144,7 +145,8 @@ _EXTRA_SCHEMAS = (ChatClientFrame, ChatServerFrame, http.ChatCompletionChunk, ht
 
 _ERROR_TEXT = {
     400: "Invalid request",
-    401: "Missing, wrong or expired credentials",
+    401: "Missing, wrong, expired or revoked credentials",
+    403: "The caller's role may not call this (see x-revo-roles)",
     404: "Not found (or another tenant's)",
     413: "Body over the size limit",
     422: "The run ended on a limit or a guard",
@@ -194,18 +196,23 @@ def _operation(op: Operation, schema_of: dict[type, dict[str, Any]]) -> dict[str
         ok["content"] = {op.content_type: {"schema": {"type": "string"}}}
     responses: dict[str, Any] = {"200": ok}
     error = {"application/json": {"schema": schema_of[http.ErrorBody]}}
-    for status in op.errors:
+    roles = _roles(op)
+    refuses_some = bool(roles) and set(roles) != set(permissions.ROLES)
+    errors = sorted({*op.errors, 403}) if refuses_some else op.errors
+    for status in errors:
         responses[str(status)] = {"description": _ERROR_TEXT[status], "content": error}
     if op.path == "/v1/ws":
         responses = {
             "101": {"description": "Switching to the WebSocket chat"},
-            "401": responses["401"],
+            **{s: responses[s] for s in ("401", "403") if s in responses},
         }
     operation: dict[str, Any] = {
         "summary": op.summary,
         "operationId": f"{op.method}_{op.path.strip('/').replace('/', '_') or 'page'}",
         "responses": responses,
     }
+    if roles:
+        operation["x-revo-roles"] = roles
     if op.description:
         operation["description"] = op.description
     if op.parameters:
@@ -216,6 +223,14 @@ def _operation(op: Operation, schema_of: dict[type, dict[str, Any]]) -> dict[str
     if op.public:
         operation["security"] = []
     return operation
+
+
+def _roles(op: Operation) -> list[str]:
+    """The roles permissions.py allows the operation (none for a public one)."""
+    rule = permissions.ROUTES.get((op.method.upper(), op.path))
+    if rule is None or rule == permissions.PUBLIC:
+        return []
+    return [role for role in permissions.ROLES if role in rule]
 
 
 async def serve_document(request: web.Request) -> web.Response:

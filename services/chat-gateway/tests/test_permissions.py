@@ -82,6 +82,7 @@ async def test_every_route_answers_every_role_as_the_docs_table_says(
 ):
     documented = _docs_table("## Roles", ROLES)
     url = base_url(scripted_gateway)
+    _, _, openapi = await asyncio.to_thread(http, "GET", f"{url}/openapi.json")
     for (method, route), rule in permissions.ROUTES.items():
         path, body, allowed_status = REQUESTS[(method, route)]
         for role in ROLES:
@@ -94,6 +95,9 @@ async def test_every_route_answers_every_role_as_the_docs_table_says(
                 assert answer["error"]["code"] == "forbidden", said
                 assert answer["error"]["type"] == "forbidden", said
                 assert f"role {role!r} may not {method} {path}" in answer["error"]["message"]
+                declared = openapi["paths"][route][method.lower()]
+                assert "403" in declared["responses"], said
+                assert role not in declared["x-revo-roles"], said
 
 
 async def test_public_routes_need_no_credentials(scripted_gateway):
