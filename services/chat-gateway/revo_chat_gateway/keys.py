@@ -42,6 +42,8 @@ class Principal:
     subject: str
     role: str
     via: str  # "api_key" or "jwt"
+    # When the credential stops working (unix time): a chat socket is closed then.
+    expires_at: float | None = None
 
     @property
     def owner(self) -> str:
@@ -103,7 +105,8 @@ class KeyStore:
         key_id, secret = parsed
         row = await self.pool.fetchrow(
             "SELECT tenant, role, secret_hash, revoked_at IS NOT NULL AS revoked, "
-            "  coalesce(expires_at <= now(), false) AS expired "
+            "  coalesce(expires_at <= now(), false) AS expired, "
+            "  extract(epoch FROM expires_at)::float8 AS expires_at "
             "FROM gateway.api_keys WHERE key_id = $1",
             key_id,
         )
@@ -115,7 +118,13 @@ class KeyStore:
         if row["expired"]:
             raise KeyRefused("API key expired")
         await self._touch(key_id)
-        return Principal(tenant=row["tenant"], subject=key_id, role=row["role"], via="api_key")
+        return Principal(
+            tenant=row["tenant"],
+            subject=key_id,
+            role=row["role"],
+            via="api_key",
+            expires_at=row["expires_at"],
+        )
 
     async def _touch(self, key_id: str) -> None:
         """Record the key's use, at most once a minute per key: this replica skips a key it

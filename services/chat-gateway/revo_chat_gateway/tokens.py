@@ -67,4 +67,10 @@ def _principal(claims: dict) -> Principal:
     role = claims.get("role", "member")
     if role not in ROLES:
         raise InvalidToken(f"token role {role!r} is not one of {', '.join(ROLES)}")
-    return Principal(tenant=str(tenant), subject=str(claims["sub"]), role=role, via="jwt")
+    return Principal(
+        tenant=str(tenant),
+        subject=str(claims["sub"]),
+        role=role,
+        via="jwt",
+        expires_at=float(claims["exp"]),
+    )

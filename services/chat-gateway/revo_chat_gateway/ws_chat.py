@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -359,14 +360,8 @@ class ChatHub:
             for chat in self.chats
             if chat.principal.via == "api_key" and chat.principal.subject == key_id
         ]
-        for chat in revoked:
-            chat.outbox.push(error_frame("unauthorized", "API key revoked"))
-        await asyncio.gather(*(chat.outbox.drained() for chat in revoked), return_exceptions=True)
         await asyncio.gather(
-            *(
-                chat.outbox.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"API key revoked")
-                for chat in revoked
-            ),
+            *(close_refused(chat.outbox, "API key revoked") for chat in revoked),
             return_exceptions=True,
         )
 
@@ -506,6 +501,7 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
     metrics.WS_CONNECTIONS.inc()
     chat = SocketChat(hub, principal_of(request), outbox)
     hub.chats.add(chat)
+    expiry = asyncio.create_task(close_at_expiry(outbox, chat.principal.expires_at))
     try:
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:
@@ -514,11 +510,30 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
                 outbox.push(error_frame("invalid_request", "frames are JSON text, not binary"))
     finally:
         chat.leave()
+        expiry.cancel()
         hub.chats.discard(chat)
         hub.sockets.discard(outbox)
         metrics.WS_CONNECTIONS.dec()
         await outbox.stop()
     return ws
+
+
+async def close_at_expiry(outbox: Outbox, expires_at: float | None) -> None:
+    """A socket is authenticated once, at its handshake: it ends when its credential does."""
+    if expires_at is None:
+        return
+    await asyncio.sleep(max(0.0, expires_at - time.time()))
+    await close_refused(outbox, "credentials expired")
+
+
+async def close_refused(outbox: Outbox, reason: str) -> None:
+    """Tell the client why (`error unauthorized`), then close the socket (1008)."""
+    outbox.push(error_frame("unauthorized", reason))
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(CLOSE_GRACE_S):
+            await outbox.drained()
+    with contextlib.suppress(ConnectionError, RuntimeError):  # gone already
+        await outbox.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason.encode())
 
 
 CHAT_HUB: web.AppKey[ChatHub] = web.AppKey("chat_hub", ChatHub)

@@ -10,7 +10,7 @@ import uuid
 import aiohttp
 import asyncpg
 import pytest
-from gateway_testkit import base_url, http
+from gateway_testkit import base_url, hs256_token, http
 
 from revo_contracts import subjects
 from revo_contracts.gateway import (
@@ -157,6 +157,38 @@ async def test_a_revoked_key_is_refused_by_every_replica_within_a_second(
         created.key_id: revoked.revoked_at,
         kept.key_id: None,
     }
+
+
+async def test_a_chat_socket_ends_when_its_key_or_token_expires(
+    scripted_gateway, scripted_bus, postgres, tenant
+):
+    created = await _create(scripted_bus, tenant, expires_in_s=3600)
+    conn = await asyncpg.connect(postgres.dsn)
+    try:  # an hour later, but for two seconds
+        await conn.execute(
+            "UPDATE gateway.api_keys SET expires_at = now() + interval '2 seconds' "
+            "WHERE key_id = $1",
+            created.key_id,
+        )
+    finally:
+        await conn.close()
+    token = hs256_token(tenant, exp=int(time.time()) + 3)
+    ws_base = base_url(scripted_gateway).replace("http://", "ws://") + "/v1/ws?token="
+
+    async with aiohttp.ClientSession() as client:
+        for credential in (created.key, token):
+            async with client.ws_connect(ws_base + credential) as ws:
+                await ws.send_json({"type": "ping"})
+                assert await ws.receive_json(timeout=5) == {"type": "pong"}
+                frame = await ws.receive_json(timeout=10)
+                closed = await ws.receive(timeout=5)
+
+            assert frame == {
+                "type": "error",
+                "code": "unauthorized",
+                "message": "credentials expired",
+            }
+            assert closed.type is aiohttp.WSMsgType.CLOSE and closed.data == 1008
 
 
 async def test_revoking_an_unknown_or_malformed_key_id_is_a_clear_error(
