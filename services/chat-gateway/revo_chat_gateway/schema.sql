@@ -16,10 +16,18 @@ CREATE INDEX IF NOT EXISTS api_keys_tenant ON gateway.api_keys (tenant);
 -- most once a minute).
 ALTER TABLE gateway.api_keys ADD COLUMN IF NOT EXISTS expires_at timestamptz;
 ALTER TABLE gateway.api_keys ADD COLUMN IF NOT EXISTS last_used_at timestamptz;
--- The roles of permissions.py (a database made before viewer and ci had a narrower check).
-ALTER TABLE gateway.api_keys DROP CONSTRAINT IF EXISTS api_keys_role_check;
-ALTER TABLE gateway.api_keys ADD CONSTRAINT api_keys_role_check
-    CHECK (role IN ('admin', 'member', 'viewer', 'ci'));
+-- The roles of permissions.py. A database made before viewer and ci has a narrower check
+-- (api_keys_role_check): it is replaced once, not at every start (each replacement locks
+-- the table and reads it whole). A change of roles takes a constraint of a new name.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'api_keys_roles'
+                   AND conrelid = 'gateway.api_keys'::regclass) THEN
+        ALTER TABLE gateway.api_keys DROP CONSTRAINT IF EXISTS api_keys_role_check;
+        ALTER TABLE gateway.api_keys ADD CONSTRAINT api_keys_roles
+            CHECK (role IN ('admin', 'member', 'viewer', 'ci'));
+    END IF;
+END $$;
 
 -- WebSocket chat sessions: each belongs to one tenant and to the user who opened it
 -- (`api_key:<key id>` or `jwt:<subject>`); its items are numbered from 1.

@@ -172,6 +172,11 @@ async def test_the_schema_change_applies_to_a_database_from_before_owners_again_
         await apply_schema(pool, schema)
 
         assert await pool.fetchval("SELECT owner FROM gateway.sessions") is None
+        checks = await pool.fetch(
+            "SELECT conname FROM pg_constraint WHERE conrelid = 'gateway.api_keys'::regclass "
+            "AND contype = 'c'"
+        )
+        assert [row["conname"] for row in checks] == ["api_keys_roles"]
         await pool.execute(
             "INSERT INTO gateway.api_keys (key_id, tenant, role, secret_hash) "
             "VALUES ('k2', 'acme', 'viewer', '\\x00'), ('k3', 'acme', 'ci', '\\x00')"
