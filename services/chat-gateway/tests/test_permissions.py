@@ -232,3 +232,19 @@ def _docs_table(heading: str, roles: tuple[str, ...]) -> dict[str, dict[str, boo
         what = re.sub(r"`", "", cells[0])
         table[what] = {role: cell == "✓" for role, cell in zip(roles, cells[1:], strict=True)}
     return table
+
+
+async def test_an_unknown_path_is_404_and_under_v1_only_after_credentials(scripted_gateway, keys):
+    url = base_url(scripted_gateway)
+
+    anonymous_v1 = await asyncio.to_thread(http, "GET", f"{url}/v1/nothing-here", None)
+    known_v1 = await asyncio.to_thread(http, "GET", f"{url}/v1/nothing-here", keys["viewer"])
+    elsewhere = await asyncio.to_thread(http, "GET", f"{url}/nothing-here", None)
+    head = await asyncio.to_thread(http, "HEAD", f"{url}/v1/sessions", keys["viewer"])
+    wrong_method = await asyncio.to_thread(http, "DELETE", f"{url}/v1/sessions", keys["viewer"])
+
+    assert anonymous_v1[0] == 401
+    assert known_v1[0] == 404
+    assert elsewhere[0] == 404
+    assert head[0] == 200  # HEAD follows GET's rule
+    assert wrong_method[0] == 405
