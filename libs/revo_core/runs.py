@@ -146,6 +146,17 @@ class RunFollower:
             pass  # not ours to judge: the runner's log keeps the event, read on a gap
 
     def _take_event(self, event: RunEvent) -> None:
+        if event.tenant != self.tenant or event.run_id != self.run_id:
+            # Defence in depth: the subject named this run; an event that names another
+            # tenant or run was forged or misrouted, and never reaches the run's client.
+            log.warning(
+                "run event dropped: tenant_mismatch",
+                subject_tenant=self.tenant,
+                event_tenant=event.tenant,
+                run_id=self.run_id,
+                event_run_id=event.run_id,
+            )
+            return
         if event.seq <= self._last_seq:
             return  # seen already (republished after a runner's restart, or read from the log)
         self._held[event.seq] = event
