@@ -16,8 +16,10 @@ server config is written again and the server reloads it (SIGHUP).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +86,27 @@ class BusAuthority:
         _private_dir(self.directory)
         write_private(self.directory / "authority.json", msgspec.json.encode(self._keys))
 
+    def _read(self) -> _Keys:
+        """The keys as on disk now: `revo creds` in another process may have issued or
+        revoked since this object was loaded."""
+        path = self.directory / "authority.json"
+        if path.exists():
+            self._keys = msgspec.json.decode(path.read_bytes(), type=_Keys)
+        return self._keys
+
+    @contextlib.contextmanager
+    def _changing(self) -> Iterator[_Keys]:
+        """Read, change and write the keys under a file lock (one writer at a time)."""
+        _private_dir(self.directory)
+        fd = os.open(self.directory / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            keys = self._read()
+            yield keys
+            self._save()
+        finally:
+            os.close(fd)
+
     def _pair(self, seed: str) -> nkeys.KeyPair:
         return nkeys.from_seed(seed.encode())
 
@@ -97,17 +120,17 @@ class BusAuthority:
         """nats-server config lines that make it trust this authority (and only it)."""
         operator = self._pair(self._keys.operator_seed)
         system_key = self._pair(self._keys.system_seed).public_key.decode()
-        if not self._keys.operator_jwt:
-            self._keys.operator_jwt = nats_jwt.encode(
-                {"type": "operator", "system_account": system_key},
-                operator.public_key.decode(),
-                "revo",
-                operator,
-            )
-            self._keys.system_jwt = nats_jwt.encode(
-                {"type": "account", "limits": _UNLIMITED}, system_key, "SYS", operator
-            )
-            self._save()
+        if not self._read().operator_jwt:
+            with self._changing() as keys:
+                keys.operator_jwt = nats_jwt.encode(
+                    {"type": "operator", "system_account": system_key},
+                    operator.public_key.decode(),
+                    "revo",
+                    operator,
+                )
+                keys.system_jwt = nats_jwt.encode(
+                    {"type": "account", "limits": _UNLIMITED}, system_key, "SYS", operator
+                )
         return (
             f'operator: "{self._keys.operator_jwt}"\n'
             f'system_account: "{system_key}"\n'
@@ -149,15 +172,15 @@ class BusAuthority:
             self._pair(self._keys.account_seed),
             expires_at,
         )
-        self._keys.issued.append(
-            IssuedCredential(
-                identity=identity,
-                public_key=public_key,
-                issued_at=time.time(),
-                expires_at=expires_at,
+        with self._changing() as keys:
+            keys.issued.append(
+                IssuedCredential(
+                    identity=identity,
+                    public_key=public_key,
+                    issued_at=time.time(),
+                    expires_at=expires_at,
+                )
             )
-        )
-        self._save()
         return nats_jwt.creds_file(jwt, user.seed)
 
     def creds_file(self, identity: str) -> Path:
@@ -169,21 +192,20 @@ class BusAuthority:
         return path
 
     def issued(self) -> list[IssuedCredential]:
-        return list(self._keys.issued)
+        return list(self._read().issued)
 
     def revoke(self, public_key: str) -> IssuedCredential:
         """Refuse a credential from now on (the server must reload its config: `reload`)."""
-        found = next((c for c in self._keys.issued if c.public_key == public_key), None)
-        if found is None:
-            raise KeyError(f"no credential with public key {public_key} was issued here")
-        # Revocation covers JWTs issued up to this second; the next second stays valid so a
-        # credential issued right after for the same key would not be caught (keys are new).
-        self._keys.revoked[public_key] = int(time.time()) + 1
-        self._save()
+        with self._changing() as keys:
+            found = next((c for c in keys.issued if c.public_key == public_key), None)
+            if found is None:
+                raise KeyError(f"no credential with public key {public_key} was issued here")
+            # Every JWT of that key issued up to now (keys are never reused: one per issue).
+            keys.revoked[public_key] = int(time.time()) + 1
         return found
 
     def is_revoked(self, public_key: str) -> bool:
-        return public_key in self._keys.revoked
+        return public_key in self._read().revoked
 
 
 def _user_claims(permissions: BusPermissions) -> dict[str, Any]:
