@@ -184,12 +184,25 @@ class BusAuthority:
         return nats_jwt.creds_file(jwt, user.seed)
 
     def creds_file(self, identity: str) -> Path:
-        """The credentials file of a service or the operator, issued once and then reused."""
+        """The credentials file of a service or the operator: reused while it carries the
+        permissions this version of revo gives the identity, issued anew when they changed
+        (an upgrade that added a subject must not leave a service without it)."""
         path = self.directory / "creds" / f"{identity}.creds"
-        if not path.exists():
+        if not path.exists() or not self._current(path, identity):
             _private_dir(path.parent)
             write_private(path, self.issue(identity).encode())
         return path
+
+    def _current(self, path: Path, identity: str) -> bool:
+        try:
+            claims = nats_jwt.claims_of(nats_jwt.jwt_of_creds(path.read_text()))
+        except (ValueError, IndexError, KeyError):
+            return False
+        wanted = _user_claims(permissions_of(identity))
+        issued = claims.get("nats", {})
+        return claims.get("iss") == self.account_public_key and all(
+            issued.get(field) == wanted.get(field) for field in ("pub", "sub", "resp")
+        )
 
     def issued(self) -> list[IssuedCredential]:
         return list(self._read().issued)
