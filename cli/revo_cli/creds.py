@@ -15,6 +15,7 @@ server's config and, for the platform `revo up` runs here, reloads it at once.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import re
 import signal
@@ -25,11 +26,15 @@ from pathlib import Path
 import yaml
 
 from revo_cli.service_call import EXIT_OK, EXIT_USAGE, fail
-from revo_cli.state import load_state, pid_alive, state_dir
+from revo_cli.state import load_state, nats_creds, nats_url, pid_alive, state_dir
+from revo_contracts.audit import PLATFORM_TENANT, AuditAction
 from revo_contracts.bus_identities import OPERATOR, SERVICES, ci_identity
 from revo_contracts.subjects import InvalidSubjectToken
 from revo_core import nats_jwt
+from revo_core.audit import audit_event, record_audit
+from revo_core.bus import Bus
 from revo_core.bus_authority import BusAuthority, write_private
+from revo_core.errors import BusUnavailable
 
 _DURATION = re.compile(r"^(\d+)([dh])$")
 _UNIT_S = {"d": 86_400, "h": 3_600}
@@ -63,7 +68,7 @@ def creds_command(args: argparse.Namespace) -> int:
     if args.creds_command == "k8s-secret":
         print(k8s_secret(authority, args.name, args.namespace), end="")
         return EXIT_OK
-    return _revoke(authority, args.public_key)
+    return _revoke(authority, args.public_key, args.nats_url)
 
 
 def authority_dir(explicit: str | None) -> Path:
@@ -85,6 +90,7 @@ def _create(authority: BusAuthority, args: argparse.Namespace) -> int:
         print(text, end="")
     until = f", expires {_date(expires_at)}" if expires_at else ""
     print(f"credential {public_key} for {identity}{until}.", file=sys.stderr)
+    _audit("credentials.issued", identity, public_key, args.nats_url)
     return EXIT_OK
 
 
@@ -121,12 +127,13 @@ def _validity(issued) -> str:
     return "expired" if issued.expires_at and issued.expires_at < time.time() else "valid"
 
 
-def _revoke(authority: BusAuthority, public_key: str) -> int:
+def _revoke(authority: BusAuthority, public_key: str, nats_url_arg: str | None) -> int:
     try:
         revoked = authority.revoke(public_key)
     except KeyError as exc:
         return fail(f"error: {exc.args[0]}", EXIT_USAGE)
     print(f"revoked {public_key} ({revoked.identity}).")
+    _audit("credentials.revoked", revoked.identity, public_key, nats_url_arg)
     if _reload_local_server(authority):
         print("the nats-server `revo up` runs here reloaded: it refuses the credential now.")
     else:
@@ -135,6 +142,29 @@ def _revoke(authority: BusAuthority, public_key: str) -> int:
             f"({authority.write_server_config()}) and reload them (SIGHUP)."
         )
     return EXIT_OK
+
+
+def _audit(action: AuditAction, identity: str, public_key: str, url: str | None) -> None:
+    """Into the audit log, when the platform is reachable (its public key, never the seed)."""
+    tenant = identity.removeprefix("ci-") if identity.startswith("ci-") else PLATFORM_TENANT
+    event = audit_event(
+        tenant, OPERATOR, action, target=public_key, service="cli", identity=identity
+    )
+
+    async def publish() -> bool:
+        try:
+            bus = await Bus.connect(
+                nats_url(url), "revo-cli", 1, connect_attempts=1, credentials=nats_creds()
+            )
+        except BusUnavailable:
+            return False
+        try:
+            return await record_audit(bus, event)
+        finally:
+            await bus.close()
+
+    if not asyncio.run(publish()):
+        print(f"note: not in the audit log (no revo platform at {nats_url(url)})", file=sys.stderr)
 
 
 def _reload_local_server(authority: BusAuthority) -> bool:

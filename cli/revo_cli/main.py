@@ -1,4 +1,4 @@
-"""`revo`: up, down, status, ask, run, runs, keys, cost, budget, memory."""
+"""`revo`: up, down, status, ask, run, runs, keys, cost, budget, memory, creds, audit."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import sys
 import typing
 
+from revo_cli.audit import add_audit_parser
 from revo_cli.creds import add_creds_parser
 from revo_cli.memory import add_memory_parser
 from revo_cli.state import nats_url
@@ -41,6 +42,7 @@ def parser() -> argparse.ArgumentParser:
     add_cost_parsers(commands)
     add_memory_parser(commands)
     add_creds_parser(commands)
+    add_audit_parser(commands)
     return root
 
 
@@ -138,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
         from revo_cli.cost import budget_command
 
         return budget_command(args, nats_url(args.nats_url))
+    if args.command == "audit":
+        from revo_cli.audit import audit_command
+
+        return audit_command(args, nats_url(args.nats_url))
     if args.command == "creds":
         from revo_cli.creds import creds_command
 

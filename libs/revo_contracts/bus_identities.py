@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from revo_contracts import subjects
-from revo_contracts.streams import RUN_EVENTS, RUNS, USAGE, USAGE_DEAD
+from revo_contracts.streams import AUDIT, RUN_EVENTS, RUNS, USAGE, USAGE_DEAD
 
 INFERENCE = "inference"
 AGENT_RUNNER = "agent-runner"
@@ -115,6 +115,7 @@ def _stream_read(stream: str) -> tuple[str, ...]:
 _RUN_EVENTS = "runs.events.*.*"
 _RUN_TOKENS = "runs.tokens.*.*"
 _CANCEL_STREAMS = "_INBOX.*.*.cancel"  # a caller leaving a streamed reply (revo_core.streaming)
+_AUDIT = "audit.*"  # who did what (revo_core.audit): each service records its own actions
 
 # identity -> (subjects it serves, subjects it publishes, subjects it subscribes to)
 _SERVICE_PERMISSIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
@@ -143,6 +144,7 @@ _SERVICE_PERMISSIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[st
             subjects.INFERENCE_MODELS,
             subjects.MEMORY_RECALL,
             subjects.MEMORY_STORE,
+            _AUDIT,
             *_stream_admin(RUNS.name, RUN_EVENTS.name),
             *_durable(RUNS.name, "agent-runner"),
             *_stream_read(RUN_EVENTS.name),
@@ -157,7 +159,7 @@ _SERVICE_PERMISSIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[st
             subjects.MEMORY_HISTORY,
             *_MICRO,
         ),
-        (subjects.INFERENCE_EMBED,),
+        (subjects.INFERENCE_EMBED, _AUDIT),
         (),
     ),
     COST_LEDGER: (
@@ -172,13 +174,19 @@ _SERVICE_PERMISSIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[st
         (
             "alerts.*",
             "usage_dead.*",
+            _AUDIT,
             *_stream_admin(USAGE.name, USAGE_DEAD.name),
             *_durable(USAGE.name, "cost-ledger"),
         ),
         (),
     ),
     CHAT_GATEWAY: (
-        (subjects.GATEWAY_KEYS_CREATE, "gateway.sessions.*", *_MICRO),
+        (
+            subjects.GATEWAY_KEYS_CREATE,
+            subjects.GATEWAY_AUDIT_LIST,
+            "gateway.sessions.*",
+            *_MICRO,
+        ),
         (
             "runs.submit.*",
             _RUN_EVENTS,  # a run's first event (queued) is written by whoever submits it
@@ -188,6 +196,9 @@ _SERVICE_PERMISSIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[st
             subjects.RUNS_AGENTS,
             subjects.LEDGER_REPORT,
             "gateway.sessions.*",
+            _AUDIT,
+            *_stream_admin(AUDIT.name),
+            *_durable(AUDIT.name, "chat-gateway-audit"),
             *_stream_read(RUN_EVENTS.name),
         ),
         ("runs.*.*.*",),  # follows runs: events and token deltas of every tenant's runs

@@ -210,11 +210,12 @@ class RunFollower:
 
 
 async def cancel_run(
-    bus: Bus, run_id: str, reason: str = "", timeout: float = 2.0
+    bus: Bus, run_id: str, reason: str = "", timeout: float = 2.0, actor: str | None = None
 ) -> ControlAck | None:
     """Ask for a run to stop. The replica holding the run acknowledges; None when no replica
-    holds it now (queued, or ended): the cancel is recorded and applies when it is picked up."""
-    return await _control(bus, run_id, Cancel(reason=reason), timeout)
+    holds it now (queued, or ended): the cancel is recorded and applies when it is picked up.
+    `actor` (who asked) goes to the audit log."""
+    return await _control(bus, run_id, Cancel(reason=reason, actor=actor), timeout)
 
 
 async def answer_run(bus: Bus, run_id: str, text: str, timeout: float = 2.0) -> ControlAck | None:
