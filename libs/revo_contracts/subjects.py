@@ -45,6 +45,7 @@ GATEWAY_KEYS_LIST = "gateway.keys.list"
 GATEWAY_KEYS_REVOKE = "gateway.keys.revoke"
 # Broadcast (core NATS, every replica): a key was revoked; its open sockets are closed.
 GATEWAY_KEYS_REVOKED = "gateway.keys.revoked"
+GATEWAY_AUDIT_LIST = "gateway.audit.list"
 GATEWAY_QUEUE_GROUP = "chat-gateway"
 
 
@@ -103,6 +104,10 @@ def notify(channel: str, tenant: str) -> str:
 
 def alerts(tenant: str) -> str:
     return f"alerts.{token(tenant, 'tenant')}"
+
+
+def audit(tenant: str) -> str:
+    return f"audit.{token(tenant, 'tenant')}"
 
 
 def usage_dead(reason: str) -> str:

@@ -1,5 +1,5 @@
-"""Wiring of the chat gateway: Postgres, credentials, limits, the HTTP API, the operators' key
-endpoints on NATS."""
+"""Wiring of the chat gateway: Postgres, credentials, limits, the HTTP API, the audit log and
+the operators' endpoints on NATS."""
 
 from __future__ import annotations
 
@@ -20,20 +20,27 @@ from revo_chat_gateway import (
     whoami,
     ws_chat,
 )
+from revo_chat_gateway.audit_log import AuditKeeper
 from revo_chat_gateway.auth import AUTHENTICATOR, LIMITER, Authenticator, auth_middleware
 from revo_chat_gateway.http_tracing import tracing_middleware
-from revo_chat_gateway.key_admin import key_admin_ctx
+from revo_chat_gateway.key_admin import KeyAdmin, revoked_keys_ctx
 from revo_chat_gateway.keys import KeyStore
 from revo_chat_gateway.limits import RateLimiter
 from revo_chat_gateway.settings import GatewaySettings
 from revo_chat_gateway.tokens import TokenVerifier
+from revo_contracts import subjects
+from revo_contracts.audit import AuditListRequest
+from revo_contracts.streams import AUDIT
 from revo_core.db import apply_schema, connect_pool
+from revo_core.endpoints import Endpoints
+from revo_core.jetstream import ensure_streams
 from revo_core.logging import get_logger
-from revo_core.service import SETTINGS, create_service_app, serving_pool
+from revo_core.service import BUS, SETTINGS, create_service_app, serving_pool
 
 SERVICE = "chat-gateway"
 SCHEMA_SQL = Path(__file__).with_name("schema.sql")
 POOL: web.AppKey[asyncpg.Pool] = web.AppKey("pool", asyncpg.Pool)
+AUDIT_KEEPER: web.AppKey[AuditKeeper] = web.AppKey("audit_keeper", AuditKeeper)
 log = get_logger("revo.chat_gateway")
 
 
@@ -44,7 +51,9 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.middlewares.append(auth_middleware())
     app[LIMITER] = RateLimiter(settings.rate_limit_per_minute, settings.max_concurrent_runs)
     app.cleanup_ctx.append(_database_ctx)
-    app.cleanup_ctx.append(key_admin_ctx)
+    app.cleanup_ctx.append(_audit_ctx)
+    app.cleanup_ctx.append(_operator_endpoints_ctx)
+    app.cleanup_ctx.append(revoked_keys_ctx)
     add_api_routes(app)
     app.on_startup.append(permissions.check_every_route_has_a_rule)
     return app
@@ -71,3 +80,32 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     app[AUTHENTICATOR] = Authenticator(KeyStore(pool), tokens)
     async with serving_pool(app, pool):
         yield
+
+
+async def _operator_endpoints_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Operator endpoints on NATS (only the operator's identity may publish to them):
+    `gateway.keys.create|list|revoke` (API keys) and `gateway.audit.list` (the audit log)."""
+    bus = app[BUS]
+    endpoints = Endpoints(bus, "chat_gateway", description="API keys and the audit log")
+    await endpoints.start()
+    await KeyAdmin(app[AUTHENTICATOR].keys, bus, SERVICE).add_endpoints(endpoints)
+    await endpoints.add(
+        "audit_list",
+        subjects.GATEWAY_AUDIT_LIST,
+        AuditListRequest,
+        app[AUDIT_KEEPER].list,
+        subjects.GATEWAY_QUEUE_GROUP,
+    )
+    yield
+    await endpoints.stop(grace=5)
+
+
+async def _audit_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The audit log: the AUDIT stream (this service owns it) kept in gateway.audit."""
+    bus = app[BUS]
+    await ensure_streams(bus.js, (AUDIT,))
+    keeper = AuditKeeper(bus, app[POOL])
+    await keeper.start()
+    app[AUDIT_KEEPER] = keeper
+    yield
+    await keeper.stop()

@@ -160,18 +160,23 @@ class KeyStore:
         )
         return KeyListResponse(keys=[KeyInfo(**dict(row)) for row in rows])
 
-    async def revoke(self, request: KeyRevokeRequest) -> KeyRevokeResponse:
+    async def revoke(self, request: KeyRevokeRequest) -> tuple[KeyRevokeResponse, bool]:
+        """Revoke the key; also whether this call revoked it (False: it was already)."""
         row = await self.pool.fetchrow(
-            "UPDATE gateway.api_keys SET revoked_at = coalesce(revoked_at, now()) "
-            "WHERE key_id = $1 "
-            "RETURNING tenant, extract(epoch FROM revoked_at)::float8 AS revoked_at",
+            "UPDATE gateway.api_keys k SET revoked_at = coalesce(k.revoked_at, now()) "
+            "FROM (SELECT key_id, revoked_at FROM gateway.api_keys WHERE key_id = $1 "
+            "      FOR UPDATE) before "
+            "WHERE k.key_id = before.key_id "
+            "RETURNING k.tenant, extract(epoch FROM k.revoked_at)::float8 AS revoked_at, "
+            "  before.revoked_at IS NULL AS newly",
             request.key_id,
         )
         if row is None:
             raise NotFound(f"no API key {request.key_id!r}", {"key_id": request.key_id})
-        return KeyRevokeResponse(
+        revoked = KeyRevokeResponse(
             key_id=request.key_id, tenant=row["tenant"], revoked_at=row["revoked_at"]
         )
+        return revoked, row["newly"]
 
 
 def looks_like_key(credential: str) -> bool:

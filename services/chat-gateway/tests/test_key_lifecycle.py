@@ -13,6 +13,7 @@ import pytest
 from gateway_testkit import base_url, hs256_token, http
 
 from revo_contracts import subjects
+from revo_contracts.audit import AuditEvent, AuditListRequest, AuditListResponse
 from revo_contracts.gateway import (
     KeyCreateRequest,
     KeyCreateResponse,
@@ -189,6 +190,33 @@ async def test_a_chat_socket_ends_when_its_key_or_token_expires(
                 "message": "credentials expired",
             }
             assert closed.type is aiohttp.WSMsgType.CLOSE and closed.data == 1008
+
+
+async def test_a_revocation_is_audited_once(scripted_gateway, scripted_bus, tenant):
+    created = await _create(scripted_bus, tenant)
+
+    await _revoke(scripted_bus, created.key_id)
+    await _revoke(scripted_bus, created.key_id)  # changes nothing: not recorded again
+    await _create(scripted_bus, tenant)  # the last event: the log is complete up to it
+    events = await _audit_until(scripted_bus, tenant, 3)
+
+    assert [(e.action, e.target, e.actor) for e in reversed(events)][:2] == [
+        ("key.created", created.key_id, "operator"),
+        ("key.revoked", created.key_id, "operator"),
+    ]
+    assert [e.action for e in events].count("key.revoked") == 1
+
+
+async def _audit_until(bus, tenant: str, count: int) -> list[AuditEvent]:
+    """The tenant's audit events, newest first, once `count` are kept (or 10 s passed)."""
+    async with asyncio.timeout(10):
+        while True:
+            listed = await bus.request(
+                subjects.GATEWAY_AUDIT_LIST, AuditListRequest(tenant=tenant), AuditListResponse
+            )
+            if len(listed.events) >= count:
+                return listed.events
+            await asyncio.sleep(0.1)
 
 
 async def test_revoking_an_unknown_or_malformed_key_id_is_a_clear_error(
