@@ -11,6 +11,7 @@ from aiohttp import web
 
 from revo_chat_gateway import (
     costs_api,
+    keys_api,
     openai_api,
     openapi,
     permissions,
@@ -23,7 +24,7 @@ from revo_chat_gateway import (
 from revo_chat_gateway.audit_log import AuditKeeper
 from revo_chat_gateway.auth import AUTHENTICATOR, LIMITER, Authenticator, auth_middleware
 from revo_chat_gateway.http_tracing import tracing_middleware
-from revo_chat_gateway.key_admin import KeyAdmin, revoked_keys_ctx
+from revo_chat_gateway.key_admin import KEY_ADMIN, KeyAdmin, revoked_keys_ctx
 from revo_chat_gateway.keys import KeyStore
 from revo_chat_gateway.limits import RateLimiter
 from revo_chat_gateway.settings import GatewaySettings
@@ -66,6 +67,7 @@ def add_api_routes(app: web.Application) -> None:
     runs_api.add_routes(app)
     sessions_api.add_routes(app)
     costs_api.add_routes(app)
+    keys_api.add_routes(app)
     ws_chat.add_routes(app)
     web_page.add_routes(app)
     openapi.add_routes(app)
@@ -88,7 +90,9 @@ async def _operator_endpoints_ctx(app: web.Application) -> AsyncIterator[None]:
     bus = app[BUS]
     endpoints = Endpoints(bus, "chat_gateway", description="API keys and the audit log")
     await endpoints.start()
-    await KeyAdmin(app[AUTHENTICATOR].keys, bus, SERVICE).add_endpoints(endpoints)
+    key_admin = KeyAdmin(app[AUTHENTICATOR].keys, bus, SERVICE)
+    app[KEY_ADMIN] = key_admin  # the tenant admins' /v1/keys too
+    await key_admin.add_endpoints(endpoints)
     await endpoints.add(
         "audit_list",
         subjects.GATEWAY_AUDIT_LIST,

@@ -18,6 +18,7 @@ from nats.aio.msg import Msg
 from revo_chat_gateway.keys import KeyStore
 from revo_chat_gateway.ws_chat import CHAT_HUB
 from revo_contracts import subjects
+from revo_contracts.audit import AuditAction
 from revo_contracts.gateway import (
     KeyCreateRequest,
     KeyCreateResponse,
@@ -59,19 +60,25 @@ class KeyAdmin:
         await self._audit(request.tenant, "key.created", created.key_id, role=created.role)
         return created
 
-    async def revoke(self, request: KeyRevokeRequest) -> KeyRevokeResponse:
-        revoked, newly = await self.keys.revoke(request)
+    async def revoke(
+        self, request: KeyRevokeRequest, tenant: str | None = None, actor: str = OPERATOR
+    ) -> KeyRevokeResponse:
+        """Revoke a key (with a tenant: only that tenant's, NotFound otherwise)."""
+        revoked, newly = await self.keys.revoke(request, tenant)
         await self.bus.publish(subjects.GATEWAY_KEYS_REVOKED, KeyRevoked(key_id=request.key_id))
         if newly:  # a second revocation changes nothing, and is not recorded again
-            log.info("API key revoked", key_id=request.key_id, tenant=revoked.tenant)
-            await self._audit(revoked.tenant, "key.revoked", request.key_id)
+            log.info("API key revoked", key_id=request.key_id, tenant=revoked.tenant, by=actor)
+            await self._audit(revoked.tenant, "key.revoked", request.key_id, actor)
         return revoked
 
-    async def _audit(self, tenant: str, action, key_id: str, **details) -> None:
-        event = audit_event(
-            tenant, OPERATOR, action, target=key_id, service=self.service, **details
-        )
+    async def _audit(
+        self, tenant: str, action: AuditAction, key_id: str, actor: str = OPERATOR, **details: str
+    ) -> None:
+        event = audit_event(tenant, actor, action, target=key_id, service=self.service, **details)
         await record_audit(self.bus, event)
+
+
+KEY_ADMIN: web.AppKey[KeyAdmin] = web.AppKey("key_admin", KeyAdmin)
 
 
 async def revoked_keys_ctx(app: web.Application) -> AsyncIterator[None]:

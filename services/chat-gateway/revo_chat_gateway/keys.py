@@ -160,16 +160,20 @@ class KeyStore:
         )
         return KeyListResponse(keys=[KeyInfo(**dict(row)) for row in rows])
 
-    async def revoke(self, request: KeyRevokeRequest) -> tuple[KeyRevokeResponse, bool]:
-        """Revoke the key; also whether this call revoked it (False: it was already)."""
+    async def revoke(
+        self, request: KeyRevokeRequest, tenant: str | None = None
+    ) -> tuple[KeyRevokeResponse, bool]:
+        """Revoke the key (with a tenant: only if it is that tenant's); also whether this
+        call revoked it (False: it was already)."""
         row = await self.pool.fetchrow(
             "UPDATE gateway.api_keys k SET revoked_at = coalesce(k.revoked_at, now()) "
             "FROM (SELECT key_id, revoked_at FROM gateway.api_keys WHERE key_id = $1 "
-            "      FOR UPDATE) before "
+            "      AND ($2::text IS NULL OR tenant = $2) FOR UPDATE) before "
             "WHERE k.key_id = before.key_id "
             "RETURNING k.tenant, extract(epoch FROM k.revoked_at)::float8 AS revoked_at, "
             "  before.revoked_at IS NULL AS newly",
             request.key_id,
+            tenant,
         )
         if row is None:
             raise NotFound(f"no API key {request.key_id!r}", {"key_id": request.key_id})

@@ -15,6 +15,7 @@ from aiohttp import web
 from revo_chat_gateway import permissions
 from revo_contracts import gateway_http as http
 from revo_contracts.chat import ChatClientFrame, ChatServerFrame
+from revo_contracts.gateway import KeyListResponse, KeyRevokeResponse
 from revo_contracts.ledger import CostReport
 from revo_contracts.runs import RunDetail, RunListResponse, RunStatus
 
@@ -128,6 +129,22 @@ OPERATIONS = (
         description="JSON text frames: the client sends ChatClientFrame, the server sends "
         "ChatServerFrame (schemas below). Frames over the size limit close the socket with "
         "1009; a client that does not read is told `slow_consumer` and closed with 1008.",
+    ),
+    Operation(
+        "get",
+        "/v1/keys",
+        "The tenant's API keys (admins): ids, roles, expiry, last use; never a secret",
+        KeyListResponse,
+        parameters=[_query("all", {"type": "boolean"}, "Revoked keys too (default false)")],
+        errors=(400, 401, 429),
+    ),
+    Operation(
+        "post",
+        "/v1/keys/{key_id}/revoke",
+        "Revoke one of the tenant's API keys (admins); every replica refuses it at once",
+        KeyRevokeResponse,
+        parameters=[{**_RUN_ID, "name": "key_id"}],
+        errors=(401, 404, 429),
     ),
     Operation("get", "/healthz", "Alive", public=True, errors=()),
     Operation(

@@ -29,6 +29,7 @@ EVERYONE = frozenset(ROLES)
 READERS = frozenset({"admin", "member", "viewer"})
 # Those who start and cancel runs.
 CHATTERS = frozenset({"admin", "member"})
+ADMINS = frozenset({"admin"})
 
 Rule = frozenset[str] | str
 
@@ -43,6 +44,8 @@ ROUTES: Final[dict[tuple[str, str], Rule]] = {
     ("GET", "/v1/sessions"): READERS,
     ("GET", "/v1/costs"): READERS,
     ("GET", "/v1/ws"): READERS,
+    ("GET", "/v1/keys"): ADMINS,
+    ("POST", "/v1/keys/{key_id}/revoke"): ADMINS,
     ("GET", "/"): PUBLIC,
     ("GET", "/static/{name}"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,

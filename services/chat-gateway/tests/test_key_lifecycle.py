@@ -207,6 +207,42 @@ async def test_a_revocation_is_audited_once(scripted_gateway, scripted_bus, tena
     assert [e.action for e in events].count("key.revoked") == 1
 
 
+async def test_a_tenant_admin_lists_and_revokes_its_tenant_s_keys_and_no_others(
+    scripted_gateway, scripted_bus, tenant
+):
+    admin = await _create(scripted_bus, tenant, role="admin")
+    member = await _create(scripted_bus, tenant, role="member")
+    stranger = await _create(scripted_bus, f"t{uuid.uuid4().hex[:8]}", role="member")
+    url = base_url(scripted_gateway)
+
+    def call(method: str, path: str):
+        return asyncio.to_thread(http, method, url + path, admin.key)
+
+    listed = await call("GET", "/v1/keys")
+    other_tenant = await call("POST", f"/v1/keys/{stranger.key_id}/revoke")
+    revoked = await call("POST", f"/v1/keys/{member.key_id}/revoke")
+    after = await call("GET", "/v1/keys")
+    with_revoked = await call("GET", "/v1/keys?all=true")
+    bad = await call("GET", "/v1/keys?all=maybe")
+
+    assert listed[0] == 200
+    assert [k["key_id"] for k in listed[2]["keys"]] == [admin.key_id, member.key_id]
+    assert member.key.split("_", 2)[2] not in repr(listed)
+    assert other_tenant[0] == 404 and other_tenant[2]["error"]["code"] == "not_found"
+    assert (await _whoami(scripted_gateway, stranger.key))[0] == 200
+    assert revoked[0] == 200 and revoked[2]["key_id"] == member.key_id
+    assert revoked[2]["tenant"] == tenant
+    status, _, body = await _whoami(scripted_gateway, member.key)
+    assert status == 401 and body["error"]["message"] == "API key revoked"
+    assert [k["key_id"] for k in after[2]["keys"]] == [admin.key_id]
+    assert [k["key_id"] for k in with_revoked[2]["keys"]] == [admin.key_id, member.key_id]
+    assert bad[0] == 400 and bad[2]["error"]["code"] == "invalid_request"
+    events = await _audit_until(scripted_bus, tenant, 3)
+    assert ("key.revoked", member.key_id, f"key:{admin.key_id}") in [
+        (e.action, e.target, e.actor) for e in events
+    ]
+
+
 async def _audit_until(bus, tenant: str, count: int) -> list[AuditEvent]:
     """The tenant's audit events, newest first, once `count` are kept (or 10 s passed)."""
     async with asyncio.timeout(10):
