@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,38 @@ def test_revo_logs_shows_a_services_log_and_an_unknown_name_lists_the_known_ones
         "error: no service 'ledger'; one of: nats-server, postgres, inference, agent-runner, "
         "chat-gateway, cost-ledger, memory, supervisor"
     )
+
+
+def test_killed_nats_and_postgres_come_back_on_their_ports_and_the_services_work_again(platform):
+    _, env = platform
+    before = read_state(env)
+    scope = ["--tenant", "supervised", "--repo", "acme/api"]
+
+    os.kill(before["postgres"]["pid"], signal.SIGKILL)
+    os.kill(before["nats"]["pid"], signal.SIGKILL)
+    nats = wait_for_restart(env, "nats-server", before["nats"]["pid"], within=60)
+    postgres = wait_for_restart(env, "postgres", before["postgres"]["pid"], within=60)
+    added = eventually(lambda: revo("memory", "add", "Deploys go out on Tuesdays.", *scope,
+                                    env=env), within=60)  # fmt: skip
+    found = revo("memory", "search", "when do deploys go out?", *scope, env=env)
+
+    assert nats["restarts"] == 1 and nats["last_exit"] == "killed by SIGKILL"
+    assert postgres["restarts"] >= 1 and alive(postgres["pid"])
+    assert read_state(env)["nats_url"] == before["nats_url"]  # the services' URL still holds
+    assert added.returncode == 0, added.stdout + added.stderr
+    assert "Deploys go out on Tuesdays." in found.stdout, found.stdout + found.stderr
+
+
+def eventually(
+    command: Callable[[], subprocess.CompletedProcess], within: float
+) -> subprocess.CompletedProcess:
+    """The command's first success within `within` seconds, else its last failure."""
+    end = time.monotonic() + within
+    result = command()
+    while result.returncode != 0 and time.monotonic() < end:
+        time.sleep(1)
+        result = command()
+    return result
 
 
 def test_revo_up_again_restarts_a_dead_supervisor_and_starts_only_what_is_missing(platform):

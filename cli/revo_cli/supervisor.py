@@ -53,9 +53,10 @@ def backoff(recent_restarts: int) -> float:
 
 
 def describe_exit(returncode: int | None) -> str:
-    """`exit 1`, `killed by SIGKILL`; unknown for a process an earlier supervisor started."""
+    """`exit 1`, `killed by SIGKILL`; unknown for a process that is not this supervisor's
+    child (Postgres, which pg_ctl detaches, or one an earlier supervisor started)."""
     if returncode is None:
-        return "exited (status unknown: started before this supervisor)"
+        return "exited (status unknown)"
     if returncode < 0:
         return f"killed by {signal.Signals(-returncode).name}"
     return f"exit {returncode}"
@@ -137,7 +138,7 @@ class Supervisor:
         try:
             process = self._launch(name)
         except (EmbeddedProcessError, OSError, subprocess.SubprocessError) as exc:
-            self.exited(name, record, f"did not start: {str(exc).splitlines()[0][:200]}")
+            self.exited(name, record, f"did not start: {' '.join(str(exc).split())[:300]}")
             return
         record.pid = process.pid if process is not None else _postmaster_pid(self.state)
         record.status = "starting"
