@@ -86,14 +86,13 @@ class Supervisor:
                 record.status = "waiting"
             save_state(self.state)
         while not self.stopping:
-            if any([self.check(name, record) for name, record in self._processes()]):
+            # A list, not a generator: every process is looked at on every tick.
+            changed = [self.check(name, record) for name, record in self.state.processes().items()]
+            if any(changed):
                 save_state(self.state)
             time.sleep(TICK_S)
         save_state(self.state)
         log.info("supervisor_stopped")
-
-    def _processes(self) -> list[tuple[str, ServiceRecord]]:
-        return list(self.state.processes().items())
 
     def check(self, name: str, record: ServiceRecord) -> bool:
         """One look at one process; True when its record changed."""
