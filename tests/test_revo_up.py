@@ -153,15 +153,15 @@ def test_a_run_in_flight_finishes_after_its_runner_is_killed(platform):
         [REVO, "run", "assistant", task, "--max-tokens", "2000"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    started = [run.stdout.readline() for _ in range(3)]  # run id, queued, started
+    header = [run.stdout.readline() for _ in range(3)]  # run id, queued, started
 
-    os.kill(runner, signal.SIGKILL)
+    os.kill(runner, signal.SIGKILL)  # as soon as the runner has taken the run
     restarted = wait_for_restart(env, "agent-runner", runner, within=60)
     out, err = run.communicate(timeout=240)
-    run_id = started[0].split()[1]
+    run_id = header[0].split()[1]
     shown = revo("runs", "show", run_id, env=env)
 
-    assert "started on runner" in started[2] and "attempt 1" in started[2], started
+    assert "started on runner" in header[2] and "attempt 1" in header[2], header
     assert restarted["restarts"] == 1 and restarted["last_exit"] == "killed by SIGKILL"
     assert run.returncode == 0, out + err
     assert "attempt 2" in out, out  # picked up again by the restarted runner
