@@ -170,13 +170,13 @@ def _audit(action: AuditAction, identity: str, public_key: str, url: str | None)
 def _reload_local_server(authority: BusAuthority) -> bool:
     """Rewrite the config of the server `revo up` started from this authority, and reload."""
     state = load_state()
-    if state is None or not pid_alive(state.nats_pid):
+    if state is None or not pid_alive(state.nats.pid):
         return False
     config = state_dir() / "nats" / "nats-server.conf"
     if authority.directory.resolve() != (state_dir() / "nats-auth").resolve():
         return False
     authority.write_server_config(config)
-    os.kill(state.nats_pid, signal.SIGHUP)
+    os.kill(state.nats.pid, signal.SIGHUP)
     return True
 
 
