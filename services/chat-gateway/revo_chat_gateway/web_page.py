@@ -30,10 +30,12 @@ ASSETS = {
 LONG_CACHE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
 # Scripts, styles and connections only to this origin: model output rendered on the page
-# cannot pull anything in, nor can the page be framed.
+# cannot pull anything in, nor can the page be framed. Trusted Types: HTML reaches the DOM
+# only through DOMPurify's policy (markdown.js), never as a plain string.
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self' {ws}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    "connect-src 'self' {ws}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; "
+    "require-trusted-types-for 'script'; trusted-types dompurify"
 )
 
 

@@ -47,3 +47,9 @@ def start_chromium(tmp_path: Path) -> webdriver.Chrome:
     driver = webdriver.Chrome(options=options, service=service)
     driver.set_page_load_timeout(WAIT_S)
     return driver
+
+
+def csp_violations(driver: webdriver.Chrome) -> list[str]:
+    """What the page's CSP (Trusted Types included) refused since the last call."""
+    logs = driver.get_log("browser")
+    return [entry["message"] for entry in logs if entry["source"] == "security"]

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 import aiohttp
 import pytest
-from browser_testkit import start_chromium
+from browser_testkit import csp_violations, start_chromium
 from gateway_testkit import base_url
 from selenium import webdriver
+from selenium.common.exceptions import JavascriptException
 
 in_browser = asyncio.to_thread
 
@@ -48,6 +49,13 @@ const result = {
 };
 box.remove();
 return result;
+"""
+# An image with an inline handler, made without HTML.
+SET_HANDLER = """
+const img = document.createElement("img");
+img.setAttribute(arguments[0], arguments[1]);
+img.src = "/static/none.png";
+document.getElementById("messages").append(img);
 """
 ARM_CANARY = "window.canary = null; window.alert = (x) => { window.canary = `alert(${x})`; };"
 # A script can also run later (an `<img>` whose load fails, a timer): wait that long.
@@ -164,8 +172,7 @@ class MarkdownPage:
         return self.driver.execute_script(SETTLE_JS)
 
     def csp_violations(self) -> list[str]:
-        logs = self.driver.get_log("browser")
-        return [entry["message"] for entry in logs if "Content Security Policy" in entry["message"]]
+        return csp_violations(self.driver)
 
 
 @pytest.fixture
@@ -274,10 +281,15 @@ async def test_the_page_loads_its_vendored_renderer_under_its_csp(scripted_gatew
     assert loaded == ["function", "function", "object"]
     assert (await in_browser(page.render, "**bold**")).html.startswith("<p><strong>bold")
     assert await in_browser(page.csp_violations) == []
-    # The CSP is a last layer of its own: raw HTML's handler is blocked even unsanitised.
-    await in_browser(page.insert_raw, "<img src=x onerror=alert(1)>")
+    # The CSP is a layer of its own (Trusted Types): HTML that did not come through
+    # DOMPurify is refused, and so is an inline handler set as an attribute.
+    with pytest.raises(JavascriptException, match="TrustedHTML"):
+        await in_browser(page.insert_raw, "<img src=x onerror=alert(1)>")
+    with pytest.raises(JavascriptException, match="TrustedScript"):
+        await in_browser(browser.execute_script, SET_HANDLER, "onerror", "alert(1)")
     assert await in_browser(page.canary) is None
-    assert any("script-src" in v for v in await in_browser(page.csp_violations))
+    violations = await in_browser(page.csp_violations)
+    assert len(violations) == 2 and "TrustedHTML" in violations[0], violations
 
 
 async def test_the_vendored_files_are_served_as_scripts_the_csp_allows(scripted_gateway):
@@ -291,6 +303,8 @@ async def test_the_vendored_files_are_served_as_scripts_the_csp_allows(scripted_
             )
         assert csp["script-src"] == ["'self'"] and csp["default-src"] == ["'none'"]
         assert csp["style-src"] == ["'self'"]
+        assert csp["require-trusted-types-for"] == ["'script'"]
+        assert csp["trusted-types"] == ["dompurify"]
         assert not any("unsafe" in source for sources in csp.values() for source in sources)
         scripts = re.findall(r'<script src="(/static/[\w./-]+)\?v=\w+"', html)
         assert scripts == [

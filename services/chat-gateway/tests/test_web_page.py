@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from browser_testkit import WAIT_S, start_chromium
+from browser_testkit import WAIT_S, csp_violations, start_chromium
 from gateway_testkit import base_url, scripted_default
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException as StaleElementReference
@@ -269,6 +269,8 @@ async def test_a_person_signs_in_chats_with_streaming_tools_and_markdown_and_sto
     await in_browser(page.screenshot, shot)
     await in_browser(page.screenshot, tmp_path / "chat-dark.png", True)
     assert shot.exists() and shot.stat().st_size > 20_000
+    # The whole chat ran within the page's CSP: Trusted Types and all.
+    assert csp_violations(browser) == []
 
 
 async def test_the_page_and_its_assets_need_no_credentials_and_are_cached_by_version(

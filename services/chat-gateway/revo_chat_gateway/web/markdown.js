@@ -1,6 +1,9 @@
 // Agents' answers, which are model output and so untrusted, as HTML: markdown-it parses
 // CommonMark (plus tables, strikethrough and bare links), DOMPurify sanitises what it
 // made. Both are vendored in vendor/ (see vendor/README.md for versions and updates).
+// `render` returns TrustedHTML where the browser has Trusted Types: the page's CSP lets no
+// other string reach innerHTML (`require-trusted-types-for 'script'; trusted-types
+// dompurify`), so the sanitiser is the one way into the DOM.
 //
 // Safety, in layers: markdown-it runs with raw HTML off, so `<img onerror=…>` stays
 // text; a link whose target is not http(s), mailto or a same-origin relative path is not
@@ -91,6 +94,7 @@
     ALLOWED_ATTR: ["class", "href", "start", "title", "type"],
     ALLOW_DATA_ATTR: false,
     ALLOW_ARIA_ATTR: false,
+    RETURN_TRUSTED_TYPE: true, // made by DOMPurify's own policy, `dompurify`
   };
 
   purify.addHook("afterSanitizeAttributes", (node) => {
