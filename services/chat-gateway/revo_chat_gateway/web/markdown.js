@@ -111,5 +111,5 @@
     return purify.sanitize(md.render(String(markdown ?? "")), POLICY);
   }
 
-  window.RevoMarkdown = { render, safeHref };
+  window.RevoMarkdown = { render };
 })();
