@@ -193,3 +193,45 @@ async def test_malformed_runs_do_not_stop_the_consumer(
     assert metric_value(scripted_runner, "revo_runs_rejected_total", reason="malformed") == (
         rejected + 2
     )
+
+
+async def test_the_answer_limit_caps_the_answering_step_and_says_length(
+    scripted_runner, scripted_model, scripted_bus
+):
+    submit = new_submit(agent="chatty", answer_max_tokens=5)
+    scripted_model.script(submit.run_id, text(" ".join(f"w{i}" for i in range(40))))
+
+    record = await run_to_end(scripted_bus, submit)
+
+    (request,) = scripted_model.requests_of(submit.run_id)
+    assert request.max_tokens == 5
+    assert record.last.answer == "w0 w1 w2 w3 w4"
+    assert record.last.finish_reason == "length"
+
+
+async def test_an_answer_within_the_limit_finishes_with_stop(
+    scripted_runner, scripted_model, scripted_bus
+):
+    submit = new_submit(agent="chatty", answer_max_tokens=50)
+    scripted_model.script(submit.run_id, text("short and complete"))
+
+    record = await run_to_end(scripted_bus, submit)
+
+    assert record.last.answer == "short and complete"
+    assert record.last.finish_reason == "stop"
+
+
+async def test_an_answer_given_through_final_answer_is_cut_to_the_limit(
+    scripted_runner, scripted_model, scripted_bus, tmp_path
+):
+    (tmp_path / "repo").mkdir()
+    submit = new_submit(repo=tmp_path / "repo", answer_max_tokens=3)
+    long_answer = "word " * 200
+    scripted_model.script(submit.run_id, call("final_answer", answer=long_answer))
+
+    record = await run_to_end(scripted_bus, submit)
+
+    # The scripted call is 10 tokens for its whole JSON: ~104 characters a token.
+    assert record.last.finish_reason == "length"
+    assert 0 < len(record.last.answer) < len(long_answer) * 3 / 10 + 20
+    assert long_answer.startswith(record.last.answer)
