@@ -290,3 +290,25 @@ async def test_an_unreadable_run_naming_another_tenant_than_its_subject_is_not_r
     for tenant in ("acme", "beta"):
         with pytest.raises(NotFound):
             await get_run(scripted_bus, RunGetRequest(run_id=run_id, tenant=tenant))
+
+
+async def test_a_catastrophic_search_pattern_answers_quickly_and_the_run_goes_on(
+    scripted_runner, scripted_model, scripted_bus, tmp_path
+):
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / "long.txt").write_text("a" * 28 + "b\n" + "a" * 200_000 + "b\n")
+    submit = new_submit(repo=tmp_path / "repo")
+    scripted_model.script(
+        submit.run_id,
+        call("search_code", pattern="(a+)+$"),
+        call("search_code", pattern=r"(a)\1"),
+        call("final_answer", answer="searched"),
+    )
+
+    record = await run_to_end(scripted_bus, submit, timeout=15)
+
+    first, second = record.of_type("tool_result")
+    assert (first.ok, first.output) == (True, "no matches for /(a+)+$/")
+    assert not second.ok and "no backreferences" in second.error
+    assert record.last.answer == "searched"
+    assert len(record.of_type("started")) == 1

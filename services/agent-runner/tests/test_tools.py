@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -314,6 +316,42 @@ async def test_search_code_trims_lines_and_caps_results(workspace: Path) -> None
 async def test_search_code_names_an_invalid_regex(workspace: Path) -> None:
     with pytest.raises(ToolError, match=r"invalid regex /foo\(/: missing \)"):
         await call(workspace, "search_code", pattern="foo(")
+
+
+async def test_search_code_refuses_what_re2_cannot_run_in_linear_time(workspace: Path) -> None:
+    for pattern in (r"(a)\1", r"foo(?=bar)"):
+        with pytest.raises(ToolError, match="no backreferences or lookaround"):
+            await call(workspace, "search_code", pattern=pattern)
+
+
+async def test_a_catastrophic_pattern_answers_at_once_and_the_event_loop_keeps_ticking(
+    workspace: Path,
+) -> None:
+    # Python's `re` backtracks 2^n ways on this line (seconds at n=25, holding the GIL).
+    write(workspace, "short.txt", "a" * 25 + "b\n")
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.01)
+            gaps.append(time.monotonic() - last)
+            last = time.monotonic()
+
+    ticker = asyncio.create_task(tick())
+    started = time.monotonic()
+    try:
+        text = await asyncio.wait_for(call(workspace, "search_code", pattern="(a+)+$"), 10)
+    finally:
+        ticker.cancel()
+
+    assert text == "no matches for /(a+)+$/"
+    assert time.monotonic() - started < 2
+    assert max(gaps, default=0) < 0.5
+    write(workspace, "long.txt", "a" * 1_000_000 + "b\n")  # and linear on a long line
+    assert await asyncio.wait_for(call(workspace, "search_code", pattern="(a+)+$"), 10) == (
+        "no matches for /(a+)+$/"
+    )
 
 
 # --- the sandbox ----------------------------------------------------------------------------
