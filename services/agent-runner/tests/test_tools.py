@@ -472,6 +472,78 @@ async def test_run_linter_follows_the_workspace_ruff_config(workspace: Path) -> 
     assert [finding["code"] for finding in report["findings"]] == ["F821"]
 
 
+LONG_LINE = 'x = "a line longer than the twenty characters the outside config allows"\n'
+E501_CONFIG = 'line-length = 20\n[lint]\nselect = ["E501"]\n'
+
+
+@pytest.mark.parametrize(
+    ("config", "text"),
+    [
+        ("ruff.toml", 'extend = "../outside/ruff.toml"\n'),
+        ("ruff.toml", 'extend = "{outside}/ruff.toml"\n'),
+        ("ruff.toml", 'extend = "{outside}/secret.txt"\n'),  # ruff would quote it
+        ("ruff.toml", 'extend = "/etc/passwd"\n'),
+        ("ruff.toml", 'extend = "$HOME/.config/ruff/ruff.toml"\n'),
+        (".ruff.toml", 'src = ["../outside"]\n'),
+        ("pyproject.toml", '[tool.ruff]\nextend = "../../outside/ruff.toml"\n'),
+        ("pyproject.toml", '[tool.ruff]\nextend = "inner.toml"\n'),  # whose extend escapes
+    ],
+)
+async def test_run_linter_does_not_use_a_config_that_reaches_outside_the_workspace(
+    workspace: Path, outside: Path, config: str, text: str
+) -> None:
+    write(outside, "ruff.toml", E501_CONFIG)
+    write(workspace, "a.py", LONG_LINE + BROKEN_MODULE)
+    write(workspace, "inner.toml", 'extend = "../outside/ruff.toml"\n')
+    write(workspace, config, text.format(outside=outside))
+
+    output = await call(workspace, "run_linter")
+
+    report = json.loads(output)
+    assert [f["code"] for f in report["findings"]] == ["F401", "F821"]  # ruff's defaults
+    assert report["note"].startswith(f"the repository's ruff config {config} was not used")
+    assert SECRET not in output
+
+
+async def test_run_linter_uses_no_config_from_above_the_workspace(
+    workspace: Path, tmp_path: Path
+) -> None:
+    write(tmp_path, "ruff.toml", E501_CONFIG)  # the runner's directories, say
+    write(workspace, "a.py", LONG_LINE)
+    report = json.loads(await call(workspace, "run_linter"))
+    assert report["count"] == 0
+
+
+async def test_run_linter_follows_an_extend_that_stays_inside(workspace: Path) -> None:
+    write(workspace, "a.py", LONG_LINE + BROKEN_MODULE)
+    write(workspace, "config/base.toml", E501_CONFIG)
+    write(workspace, "pyproject.toml", '[tool.ruff]\nextend = "config/base.toml"\n')
+    report = json.loads(await call(workspace, "run_linter"))
+    assert {f["code"] for f in report["findings"]} == {"E501"}  # no F401/F821: config used
+    assert "note" not in report
+
+
+async def test_ruff_runs_with_an_environment_of_its_own(
+    workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(workspace, "a.py", "x = 1\n")
+    seen = tmp_path / "seen.txt"
+    fake_ruff = write(
+        tmp_path, "bin/ruff", f'#!/bin/sh\nenv > {seen}\necho "$@" >> {seen}\necho []\n'
+    )
+    os.chmod(fake_ruff, 0o755)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))
+    monkeypatch.setenv("REVO_AGENT_RUNNER_DATABASE_URL", "postgresql://runner:hunter2@db/revo")
+    monkeypatch.setenv("RUFF_OUTPUT_FORMAT", "concise")
+
+    await call(workspace, "run_linter")
+
+    environment = seen.read_text()
+    assert "hunter2" not in environment
+    assert "RUFF_" not in environment and "HOME=" not in environment
+    assert "--isolated" in environment
+
+
 async def test_run_linter_ignores_python_files_linked_from_outside(
     workspace: Path, outside: Path
 ) -> None:
