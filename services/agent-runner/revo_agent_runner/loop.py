@@ -472,8 +472,8 @@ def refused_by_model(exc: InvalidRequest) -> RunStop:
     if isinstance(context, int) and isinstance(prompt, int):
         return RunStop(
             CONTEXT_LENGTH_EXCEEDED,
-            f"the prompt ({prompt} tokens with what it must keep) does not fit the model's "
-            f"{context}-token context: {exc.message}",
+            f"the prompt does not fit the model's {context}-token context, even shortened "
+            f"({prompt} prompt tokens): {exc.message}",
         )
     return RunStop(str(exc.code), f"inference: {exc}")
 

@@ -207,7 +207,8 @@ class SseAnswer:
             await self._chunk({"content": rest})
         usage = {"usage": usage_json(end.usage)} if self.completion.include_usage else {}
         await self._chunk({}, finish_reason=end.finish_reason, **usage)
-        await self.response.write(b"data: [DONE]\n\n")
+        response = await self.started()
+        await response.write(b"data: [DONE]\n\n")
 
     async def _chunk(self, delta: dict, finish_reason: str | None = None, **extra: Any) -> None:
         chunk = {
