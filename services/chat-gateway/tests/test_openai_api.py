@@ -265,7 +265,7 @@ async def test_an_answer_within_max_tokens_finishes_with_stop(scripted_gateway, 
     assert completion.choices[0].finish_reason == "stop"
 
 
-async def test_an_oversized_user_is_400_at_once_and_holds_no_run_slot(scripted_gateway, key):
+async def test_an_oversized_user_is_400_at_once_naming_the_field(scripted_gateway, key):
     url = f"{base_url(scripted_gateway)}/v1/chat/completions"
     body = {"model": "revo/chatty", "messages": MESSAGES, "user": "u" * 300}
 
