@@ -28,6 +28,7 @@ from revo_cli.state import (
     save_state,
     state_dir,
 )
+from revo_contracts.bus_identities import OPERATOR
 from revo_core.bus_authority import BusAuthority
 from revo_core.embedded.nats_server import NatsServer
 from revo_core.embedded.ports import free_port, port_open
@@ -165,6 +166,7 @@ def up() -> int:
     started = time.monotonic()
     base = state_dir()
     base.mkdir(parents=True, exist_ok=True)
+    bus_authority(base).creds_file(OPERATOR)  # the CLI's own, made once (mode 0600)
     state = load_state()
     if state is not None and _fully_running(state):
         say(f"revo is already running (NATS at {state.nats_url}), every process is up;")

@@ -161,7 +161,7 @@ class Runner:
 
     async def _decode(self, msg: Msg) -> RunSubmit | None:
         try:
-            return _submit_decoder.decode(msg.data)
+            submit = _submit_decoder.decode(msg.data)
         except msgspec.DecodeError as exc:
             metrics.REJECTED.labels("malformed").inc()
             stand_in = identify(msg)
@@ -177,6 +177,20 @@ class Runner:
             else:
                 await self._fail_unreadable(stand_in, msg, f"the run could not be read: {exc}")
             return None
+        subject_tenant = msg.subject.rsplit(".", 1)[-1]
+        if submit.tenant != subject_tenant:
+            # Defence in depth: NATS permissions decide who may submit for a tenant (the
+            # subject); a run naming another tenant in its body is forged or misrouted.
+            metrics.REJECTED.labels("tenant_mismatch").inc()
+            log.error(
+                "run dropped: tenant_mismatch",
+                subject=msg.subject,
+                run_tenant=submit.tenant,
+                run_id=submit.run_id,
+            )
+            await msg.term()
+            return None
+        return submit
 
     async def _fail_unreadable(self, stand_in: RunSubmit, msg: Msg, reason: str) -> None:
         """End a run that cannot be decoded as failed (event + Postgres), so its submitter

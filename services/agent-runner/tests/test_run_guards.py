@@ -292,6 +292,23 @@ async def test_an_unreadable_run_naming_another_tenant_than_its_subject_is_not_r
             await get_run(scripted_bus, RunGetRequest(run_id=run_id, tenant=tenant))
 
 
+async def test_a_valid_run_naming_another_tenant_than_its_subject_is_dropped_unrun(
+    scripted_runner, scripted_model, scripted_bus
+):
+    # Whoever may publish runs.submit.acme must not get a run executed (and billed) as beta.
+    forged = new_submit(agent="chatty", tenant="beta")
+    scripted_model.script(forged.run_id, text("should never be asked"))
+    body = msgspec.to_builtins(forged)
+    await _publish_raw_run(scripted_bus, "acme", forged.run_id, body, forged.run_id)
+    submit = new_submit(agent="chatty")  # a run after it: the forged one has been handled
+    scripted_model.script(submit.run_id, text("next"))
+    await run_to_end(scripted_bus, submit)
+
+    for tenant in ("acme", "beta"):
+        with pytest.raises(NotFound):
+            await get_run(scripted_bus, RunGetRequest(run_id=forged.run_id, tenant=tenant))
+
+
 async def test_a_catastrophic_search_pattern_answers_quickly_and_the_run_goes_on(
     scripted_runner, scripted_model, scripted_bus, tmp_path
 ):
