@@ -36,6 +36,7 @@ def temp_state_dir() -> Path:
 def platform_env(state_dir: Path, **extra: str) -> dict[str, str]:
     env = {**os.environ, "REVO_STATE_DIR": str(state_dir), **extra}
     env.pop("NATS_URL", None)
+    env.pop("NATS_CREDS", None)  # the CLI takes the operator's credentials `revo up` made
     return env
 
 

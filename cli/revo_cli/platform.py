@@ -23,10 +23,12 @@ from revo_cli.state import (
     ServiceRecord,
     clear_state,
     load_state,
+    operator_creds_file,
     pid_alive,
     save_state,
     state_dir,
 )
+from revo_core.bus_authority import BusAuthority
 from revo_core.embedded.nats_server import NatsServer
 from revo_core.embedded.ports import free_port, port_open
 from revo_core.embedded.postgres import Postgres
@@ -58,7 +60,12 @@ def say(text: str) -> None:
 
 
 def nats_server(state: PlatformState, base: Path) -> NatsServer:
-    return NatsServer(base / "nats", port=state.nats_port, monitor_port=state.nats_monitor_port)
+    return NatsServer(
+        base / "nats",
+        port=state.nats_port,
+        monitor_port=state.nats_monitor_port,
+        authority=bus_authority(base),  # read again at each start: revocations since count
+    )
 
 
 def postgres(state: PlatformState) -> Postgres:
@@ -73,8 +80,18 @@ def service_process(name: str, state: PlatformState, base: Path) -> ServiceProce
     return ServiceProcess(module, record.http_port, env, Path(record.log_file))
 
 
+def bus_authority(base: Path) -> BusAuthority:
+    """The NATS authority of this platform: made on the first `revo up`, then reused."""
+    return BusAuthority.load_or_create(base / "nats-auth")
+
+
 def _own_env(name: str, state: PlatformState, base: Path) -> dict[str, str]:
-    """What one service needs beyond NATS and its port."""
+    """What one service needs beyond NATS and its port: its own NATS credentials first."""
+    creds = {"NATS_CREDS": str(bus_authority(base).creds_file(name))}
+    return creds | _service_env(name, state, base)
+
+
+def _service_env(name: str, state: PlatformState, base: Path) -> dict[str, str]:
     if name == "agent-runner":
         return {
             "REVO_AGENT_RUNNER_DATABASE_URL": state.postgres_dsn,
@@ -153,6 +170,7 @@ def up() -> int:
         say("`revo status` lists them, `revo down` stops them.")
         return 0
     _prepare_model()
+    bus_authority(base)  # the credentials exist before anything needs them
     if state is not None:
         _stop_supervisor(state)
         state = load_state() or state
@@ -229,7 +247,8 @@ def _say_ready(name: str, state: PlatformState, already: bool, seconds: float) -
     if already:
         say(f"  {name:<13} already running (pid {record.pid})")
     elif name == NATS:
-        say(f"  nats-server   {state.nats_url}  (JetStream, store {state_dir() / 'nats'})")
+        store = state_dir() / "nats"
+        say(f"  nats-server   {state.nats_url}  (JetStream, store {store}, credentials required)")
     elif name == POSTGRES:
         say(f"  postgres 16   {state.postgres_dsn}  (pgvector, data {state.postgres_data})")
     else:
@@ -250,6 +269,7 @@ def _say_failed(name: str, record: ServiceRecord, base: Path) -> int:
 def _print_ready(state: PlatformState, seconds: float) -> None:
     say(f"\nrevo is up in {seconds:.1f} s.\n")
     say(f"  NATS       {state.nats_url}   (monitoring http://127.0.0.1:{state.nats_monitor_port})")
+    say(f"             credentials required; the operator's: {operator_creds_file()}")
     say(f"  Postgres   {state.postgres_dsn}")
     gateway = state.services.get("chat-gateway")
     if gateway is not None:

@@ -7,7 +7,7 @@ import asyncio
 import json
 import time
 
-from revo_cli.state import PlatformState, ServiceRecord, load_state, pid_alive
+from revo_cli.state import PlatformState, ServiceRecord, load_state, nats_creds, pid_alive
 from revo_core.bus import Bus
 from revo_core.errors import BusUnavailable
 
@@ -66,7 +66,13 @@ async def status(nats_url: str) -> int:
     state = load_state()
     all_running = print_supervised(state) if state is not None else True
     try:
-        bus = await Bus.connect(nats_url, name="revo-cli", connect_timeout=1, connect_attempts=1)
+        bus = await Bus.connect(
+            nats_url,
+            name="revo-cli",
+            connect_timeout=1,
+            connect_attempts=1,
+            credentials=nats_creds(),
+        )
     except BusUnavailable as exc:
         print(f"NATS does not answer: {exc}" if state else f"revo is not running: {exc}")
         return 1
