@@ -28,6 +28,7 @@ from revo_cli.state import (
     save_state,
     state_dir,
 )
+from revo_contracts.bus_identities import OPERATOR
 from revo_core.bus_authority import BusAuthority
 from revo_core.embedded.nats_server import NatsServer
 from revo_core.embedded.ports import free_port, port_open
@@ -170,7 +171,8 @@ def up() -> int:
         say("`revo status` lists them, `revo down` stops them.")
         return 0
     _prepare_model()
-    bus_authority(base)  # the credentials exist before anything needs them
+    # The operator's credentials (what the CLI speaks with) exist before anything needs them.
+    bus_authority(base).creds_file(OPERATOR)
     if state is not None:
         _stop_supervisor(state)
         state = load_state() or state
