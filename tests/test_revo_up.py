@@ -57,8 +57,7 @@ def test_revo_status_lists_every_supervised_process_and_the_services_on_nats(pla
     assert f"supervisor running, pid {state['supervisor_pid']}" in status.stdout
     for name, pid in all_pids(state).items():
         line = next(line for line in status.stdout.splitlines() if line.startswith(f"  {name} "))
-        columns = line.split()
-        assert columns[1:3] == ["running", str(pid)] and columns[4] == "0", status.stdout
+        assert line.split()[1:3] == ["running", str(pid)], status.stdout
     assert "inference" in status.stdout and "inference.chat" in status.stdout
     assert "agent_runner" in status.stdout and "runs.api.list" in status.stdout
     assert "cost_ledger" in status.stdout and "ledger.reserve" in status.stdout

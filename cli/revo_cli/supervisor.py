@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import structlog
 
 from revo_cli import platform
@@ -177,7 +178,8 @@ class Supervisor:
             return port_open(self.state.nats_port)
         if name == POSTGRES:
             return port_open(self.state.postgres_port)
-        return platform.service_process(name, self.state, self.base).is_ready()
+        ready = platform.service_process(name, self.state, self.base).is_ready()
+        return ready and _listens_on(record.pid, record.http_port)
 
     @staticmethod
     def _uptime(record: ServiceRecord) -> float:
@@ -191,6 +193,16 @@ def _move_to_a_free_port(name: str, record: ServiceRecord) -> None:
     NATS and Postgres keep theirs: what runs is connected to them."""
     taken, record.http_port = record.http_port, free_port()
     log.warning("port_taken", process=name, port=taken, new_port=record.http_port)
+
+
+def _listens_on(pid: int, port: int) -> bool:
+    """Whether the process itself holds the port: another program may answer /readyz on a
+    port the service failed to bind (it then exits, and must not pass for ready meanwhile)."""
+    try:
+        sockets = psutil.Process(pid).net_connections(kind="tcp")
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+    return any(s.status == psutil.CONN_LISTEN and s.laddr.port == port for s in sockets)
 
 
 def _postmaster_pid(state: PlatformState) -> int:
