@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -33,6 +34,7 @@ def platform():
     state = json.loads((state_dir / "state.json").read_text()) if up.returncode == 0 else {}
     yield up, env, state
     revo("down", env=env)
+    shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def test_revo_up_starts_everything_and_says_where_to_connect(platform):

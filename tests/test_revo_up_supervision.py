@@ -46,6 +46,7 @@ def platform():
     up = revo("up", env=env, timeout=400)
     yield up, env
     revo("down", env=env)
+    shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def test_a_service_that_keeps_crashing_is_marked_failed_after_five_restarts(platform):
