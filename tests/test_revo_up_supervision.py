@@ -46,6 +46,7 @@ def platform():
     up = revo("up", env=env, timeout=400)
     yield up, env
     revo("down", env=env)
+    shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def test_a_service_that_keeps_crashing_is_marked_failed_after_five_restarts(platform):
@@ -57,7 +58,8 @@ def test_a_service_that_keeps_crashing_is_marked_failed_after_five_restarts(plat
     assert "error: cost-ledger failed (exit 1) after 5 restart(s)" in up.stdout, up.stdout
     assert "prices.yaml" in up.stdout  # the tail of its log says why
     ledger = next(line for line in status.stdout.splitlines() if "cost-ledger " in line)
-    assert ledger.split()[1:4] == ["failed", "-", "5"], status.stdout
+    columns = ledger.split()
+    assert columns[1:3] == ["failed", "-"] and columns[4] == "5", status.stdout
     assert status.returncode == 1
     for name in ("nats-server", "postgres", "inference", "agent-runner", "memory"):
         line = next(line for line in status.stdout.splitlines() if f"  {name} " in line)
@@ -77,7 +79,9 @@ def test_a_killed_service_is_back_and_ready_with_one_restart(platform):
     assert record["pid"] != before and alive(record["pid"])
     assert record["restarts"] == 1 and record["last_exit"] == "killed by SIGKILL"
     line = next(line for line in status.stdout.splitlines() if "  memory " in line)
-    assert line.split()[1:4] == ["running", str(record["pid"]), "1"], status.stdout
+    assert line.split()[1:5] == ["running", str(record["pid"]), str(record["http_port"]), "1"], (
+        status.stdout
+    )
     assert line.endswith("killed by SIGKILL")
     assert "memory.recall" in status.stdout, status.stdout  # it answers on NATS again
     print(f"memory back and ready {back_after:.1f} s after kill -9")

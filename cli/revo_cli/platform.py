@@ -66,7 +66,7 @@ def nats_server(state: PlatformState, base: Path) -> NatsServer:
         base / "nats",
         port=state.nats_port,
         monitor_port=state.nats_monitor_port,
-        authority=bus_authority(base),
+        authority=bus_authority(base),  # read again at each start: revocations since count
     )
 
 
@@ -166,7 +166,8 @@ def up() -> int:
     started = time.monotonic()
     base = state_dir()
     base.mkdir(parents=True, exist_ok=True)
-    bus_authority(base).creds_file(OPERATOR)  # the CLI's own, made once (mode 0600)
+    # The operator's credentials (what the CLI speaks with) exist before anything needs them.
+    bus_authority(base).creds_file(OPERATOR)
     state = load_state()
     if state is not None and _fully_running(state):
         say(f"revo is already running (NATS at {state.nats_url}), every process is up;")
@@ -249,7 +250,8 @@ def _say_ready(name: str, state: PlatformState, already: bool, seconds: float) -
     if already:
         say(f"  {name:<13} already running (pid {record.pid})")
     elif name == NATS:
-        say(f"  nats-server   {state.nats_url}  (JetStream, store {state_dir() / 'nats'})")
+        store = state_dir() / "nats"
+        say(f"  nats-server   {state.nats_url}  (JetStream, store {store}, credentials required)")
     elif name == POSTGRES:
         say(f"  postgres 16   {state.postgres_dsn}  (pgvector, data {state.postgres_data})")
     else:

@@ -7,7 +7,15 @@ import asyncio
 import json
 import time
 
-from revo_cli.state import PlatformState, ServiceRecord, connect_cli, load_state, pid_alive
+from revo_cli.state import (
+    NATS,
+    POSTGRES,
+    PlatformState,
+    ServiceRecord,
+    connect_cli,
+    load_state,
+    pid_alive,
+)
 from revo_core.bus import Bus
 from revo_core.errors import BusUnavailable
 
@@ -50,14 +58,19 @@ def print_supervised(state: PlatformState) -> bool:
         print(f"revo up: supervisor running, pid {state.supervisor_pid}")
     else:
         print("revo up: supervisor not running (`revo up` starts it again)")
-    print(f"  {'PROCESS':<14} {'STATUS':<11} {'PID':<8} {'RESTARTS':<9} {'UP':<6} LAST EXIT")
+    print(
+        f"  {'PROCESS':<14} {'STATUS':<11} {'PID':<8} {'PORT':<6} {'RESTARTS':<9} {'UP':<6} "
+        "LAST EXIT"
+    )
     all_running = pid_alive(state.supervisor_pid)
+    ports = {NATS: state.nats_port, POSTGRES: state.postgres_port}
     for name, record in state.processes().items():
         status = shown_status(record)
         all_running = all_running and status == "running"
         pid = str(record.pid) if status in ("starting", "running") else "-"
+        port = ports.get(name, record.http_port)
         up = _uptime(record, status)
-        print(f"  {name:<14} {status:<11} {pid:<8} {record.restarts:<9} {up:<6} "
+        print(f"  {name:<14} {status:<11} {pid:<8} {port:<6} {record.restarts:<9} {up:<6} "
               f"{record.last_exit or '-'}")  # fmt: skip
     return all_running
 

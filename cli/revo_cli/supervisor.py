@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import structlog
 
 from revo_cli import platform
@@ -36,7 +37,7 @@ from revo_cli.state import (
     state_dir,
 )
 from revo_core.embedded.nats_server import EmbeddedProcessError
-from revo_core.embedded.ports import port_open
+from revo_core.embedded.ports import free_port, port_open
 from revo_core.logging import configure_logging
 
 log = structlog.get_logger()
@@ -134,6 +135,8 @@ class Supervisor:
 
     def start(self, name: str, record: ServiceRecord) -> None:
         record.started_at = time.time()
+        if name in self.state.services and port_open(record.http_port):
+            _move_to_a_free_port(name, record)
         try:
             process = self._launch(name)
         except (EmbeddedProcessError, OSError, subprocess.SubprocessError) as exc:
@@ -175,11 +178,31 @@ class Supervisor:
             return port_open(self.state.nats_port)
         if name == POSTGRES:
             return port_open(self.state.postgres_port)
-        return platform.service_process(name, self.state, self.base).is_ready()
+        ready = platform.service_process(name, self.state, self.base).is_ready()
+        return ready and _listens_on(record.pid, record.http_port)
 
     @staticmethod
     def _uptime(record: ServiceRecord) -> float:
         return round(time.time() - record.started_at, 1)
+
+
+def _move_to_a_free_port(name: str, record: ServiceRecord) -> None:
+    """Another program took the port while the service was down: it would not start (or,
+    worse, the other program's /readyz would pass for it). Services find each other over
+    NATS, so a service's HTTP port may change, as `revo up` already does for a busy one.
+    NATS and Postgres keep theirs: what runs is connected to them."""
+    taken, record.http_port = record.http_port, free_port()
+    log.warning("port_taken", process=name, port=taken, new_port=record.http_port)
+
+
+def _listens_on(pid: int, port: int) -> bool:
+    """Whether the process itself holds the port: another program may answer /readyz on a
+    port the service failed to bind (it then exits, and must not pass for ready meanwhile)."""
+    try:
+        sockets = psutil.Process(pid).net_connections(kind="tcp")
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+    return any(s.status == psutil.CONN_LISTEN and s.laddr.port == port for s in sockets)
 
 
 def _postmaster_pid(state: PlatformState) -> int:
