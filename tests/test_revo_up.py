@@ -1,45 +1,40 @@
 """`revo up` on a clean state dir: real NATS, Postgres, inference and agent-runner
-processes; then status, ask, run, runs and down, as a user would run them."""
+processes; then status, ask, run, runs and down, as a user would run them; and a run that
+finishes though its runner is killed under it (the supervisor restarts the runner)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
-import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-
-REVO = str(Path(sys.executable).with_name("revo"))
-
-
-def revo(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([REVO, *args], env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+from revo_up_helpers import (
+    REVO,
+    alive,
+    all_pids,
+    platform_env,
+    read_state,
+    revo,
+    temp_state_dir,
+    wait_for_restart,
+)
 
 
 @pytest.fixture(scope="module")
 def platform():
-    state_dir = Path(tempfile.mkdtemp(prefix="revo-up-"))
-    state_dir.chmod(0o755)
-    env = {**os.environ, "REVO_STATE_DIR": str(state_dir)}
-    env.pop("NATS_URL", None)
-    env.pop("NATS_CREDS", None)  # the CLI takes the operator's credentials `revo up` made
+    state_dir = temp_state_dir()
+    env = platform_env(state_dir)
     up = revo("up", env=env, timeout=400)
     state = json.loads((state_dir / "state.json").read_text()) if up.returncode == 0 else {}
     yield up, env, state
     revo("down", env=env)
+    shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def test_revo_up_starts_everything_and_says_where_to_connect(platform):
@@ -55,12 +50,16 @@ def test_revo_up_starts_everything_and_says_where_to_connect(platform):
     assert f"Chat       http://127.0.0.1:{gateway_port}/ " in up.stdout
 
 
-def test_revo_status_lists_the_inference_service_from_nats(platform):
-    _, env, _ = platform
+def test_revo_status_lists_every_supervised_process_and_the_services_on_nats(platform):
+    _, env, state = platform
 
     status = revo("status", env=env)
 
     assert status.returncode == 0, status.stdout + status.stderr
+    assert f"supervisor running, pid {state['supervisor_pid']}" in status.stdout
+    for name, pid in all_pids(state).items():
+        line = next(line for line in status.stdout.splitlines() if line.startswith(f"  {name} "))
+        assert line.split()[1:3] == ["running", str(pid)], status.stdout
     assert "inference" in status.stdout and "inference.chat" in status.stdout
     assert "agent_runner" in status.stdout and "runs.api.list" in status.stdout
     assert "cost_ledger" in status.stdout and "ledger.reserve" in status.stdout
@@ -148,17 +147,44 @@ def test_revo_memory_adds_searches_and_forgets_a_memory(platform):
     assert "no memories found" in after.stdout
 
 
-def test_a_second_revo_up_refuses_and_points_to_revo_down(platform):
+def test_a_run_in_flight_finishes_after_its_runner_is_killed(platform):
     _, env, _ = platform
+    runner = read_state(env)["services"]["agent-runner"]["pid"]
+    task = "Write a long story about a lighthouse keeper, in twenty paragraphs."
+    run = subprocess.Popen(
+        [REVO, "run", "assistant", task, "--max-tokens", "2000"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    header = [run.stdout.readline() for _ in range(3)]  # run id, queued, started
+
+    os.kill(runner, signal.SIGKILL)  # as soon as the runner has taken the run
+    restarted = wait_for_restart(env, "agent-runner", runner, within=60)
+    out, err = run.communicate(timeout=240)
+    run_id = header[0].split()[1]
+    shown = revo("runs", "show", run_id, env=env)
+
+    assert "started on runner" in header[2] and "attempt 1" in header[2], header
+    assert restarted["restarts"] == 1 and restarted["last_exit"] == "killed by SIGKILL"
+    assert run.returncode == 0, out + err
+    assert "attempt 2" in out, out  # picked up again by the restarted runner
+    assert "\nfinished · " in out, out
+    assert "finished: " in shown.stdout and "2 attempt(s)" in shown.stdout, shown.stdout
+
+
+def test_a_second_revo_up_finds_everything_running_and_starts_nothing(platform):
+    _, env, _ = platform
+    before = read_state(env)
 
     again = revo("up", env=env)
 
-    assert again.returncode == 1 and "already running" in again.stdout
+    assert again.returncode == 0 and "already running" in again.stdout
+    assert all_pids(read_state(env)) == all_pids(before)
 
 
 def test_revo_down_stops_every_process_it_started(platform):
-    _, env, state = platform
-    pids = [state["nats_pid"], *(s["pid"] for s in state["services"].values())]
+    _, env, _ = platform
+    state = read_state(env)
+    pids = [state["supervisor_pid"], *all_pids(state).values()]
 
     down = revo("down", env=env)
 

@@ -1,4 +1,4 @@
-"""`revo`: up, down, status, ask, run, runs, keys, cost, budget, memory, creds, audit."""
+"""`revo`: up, down, status, logs, ask, run, runs, keys, cost, budget, memory, creds, audit."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import typing
 from revo_cli.audit import add_audit_parser
 from revo_cli.creds import add_creds_parser
 from revo_cli.keys import add_keys_parser
+from revo_cli.logs import add_logs_parser
 from revo_cli.memory import add_memory_parser
 from revo_cli.state import nats_url
 from revo_contracts.runs import RunStatus
@@ -29,7 +30,10 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True)
     commands.add_parser("up", help="start NATS, Postgres and every service on this machine")
     commands.add_parser("down", help="stop what `revo up` started")
-    commands.add_parser("status", help="list the services answering on NATS")
+    commands.add_parser(
+        "status", help="every process `revo up` supervises, and the services answering on NATS"
+    )
+    add_logs_parser(commands)
     ask = commands.add_parser("ask", help="stream an answer from the model")
     ask.add_argument("question")
     ask.add_argument("--model", default="auto")
@@ -112,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
         from revo_cli.status import status
 
         return asyncio.run(status(nats_url(args.nats_url)))
+    if args.command == "logs":
+        from revo_cli.logs import logs_command
+
+        return logs_command(args)
     if args.command == "run":
         from revo_cli.runs import run_command
 

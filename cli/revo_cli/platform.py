@@ -1,7 +1,9 @@
 """`revo up` and `revo down`: the embedded platform on this machine.
 
 Real nats-server (JetStream), real Postgres 16 + pgvector (data under .revo/), then each
-service as its own process; every one outlives the terminal that started it.
+service as its own process. `revo up` writes the plan (ports, URLs) into .revo/state.json
+and leaves a supervisor (cli/revo_cli/supervisor.py) behind that starts what is missing and
+restarts what exits; every one of them outlives the terminal that started it.
 """
 
 from __future__ import annotations
@@ -9,11 +11,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 from revo_cli.state import (
+    NATS,
+    POSTGRES,
     PlatformState,
     ServiceRecord,
     clear_state,
@@ -23,8 +28,9 @@ from revo_cli.state import (
     save_state,
     state_dir,
 )
+from revo_contracts.bus_identities import OPERATOR
 from revo_core.bus_authority import BusAuthority
-from revo_core.embedded.nats_server import EmbeddedProcessError, NatsServer
+from revo_core.embedded.nats_server import NatsServer
 from revo_core.embedded.ports import free_port, port_open
 from revo_core.embedded.postgres import Postgres
 from revo_core.embedded.service_process import ServiceProcess
@@ -37,7 +43,10 @@ SERVICES: dict[str, tuple[str, str, int]] = {
     "cost-ledger": ("revo_cost_ledger", "REVO_COST_LEDGER_HTTP_PORT", 8104),
     "memory": ("revo_memory", "REVO_MEMORY_HTTP_PORT", 8103),
 }
+SUPERVISOR = "supervisor"
 READY_TIMEOUT_S = 300
+# The supervisor may be inside a Postgres or NATS start (bounded by their own timeouts).
+SUPERVISOR_STOP_TIMEOUT_S = 70
 
 
 def _port(preferred: int) -> int:
@@ -48,66 +57,29 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def up() -> int:
-    existing = load_state()
-    if existing and pid_alive(existing.nats_pid):
-        say(f"revo is already running (NATS at {existing.nats_url}); `revo down` stops it.")
-        return 1
-    started = time.monotonic()
-    base = state_dir()
-    base.mkdir(parents=True, exist_ok=True)
-    _prepare_model()
-    authority = bus_authority(base)
-    nats = NatsServer(
-        base / "nats", port=_port(4222), monitor_port=_port(8222), authority=authority
-    ).start()
-    say(f"  nats-server   {nats.url}  (JetStream, store {base / 'nats'}, credentials required)")
-    postgres = Postgres(base / "postgres", _port(5433)).start()
-    say(f"  postgres 16   {postgres.dsn}  (pgvector, data {postgres.data_dir})")
-    state = PlatformState(
-        nats_url=nats.url,
-        nats_pid=nats.process.pid,
-        nats_monitor_port=nats.monitor_port or 0,
-        postgres_dsn=postgres.dsn,
-        postgres_data=str(postgres.data_dir),
+# -- what each supervised process is: small functions the supervisor calls to (re)start one --
+
+
+def nats_server(state: PlatformState, base: Path) -> NatsServer:
+    """Every connection to it authenticates with a credential of this platform's authority."""
+    return NatsServer(
+        base / "nats",
+        port=state.nats_port,
+        monitor_port=state.nats_monitor_port,
+        authority=bus_authority(base),  # read again at each start: revocations since count
     )
-    save_state(state)
-    try:
-        _start_services(state, base)
-    except EmbeddedProcessError as exc:
-        say(f"error: {exc}")
-        down()
-        return 1
-    _print_ready(state, time.monotonic() - started)
-    return 0
 
 
-def _prepare_model() -> None:
-    from revo_inference.prepare_model import is_prepared, prepare
-
-    if not is_prepared():
-        say("preparing the embedded model (SmolLM2-135M-Instruct, once, ~40 s)...")
-    prepare()
+def postgres(state: PlatformState) -> Postgres:
+    return Postgres(Path(state.postgres_data), state.postgres_port)
 
 
-def _start_services(state: PlatformState, base: Path) -> None:
-    processes: dict[str, ServiceProcess] = {}
-    for name, (module, port_env, default_port) in SERVICES.items():
-        port = _port(default_port)
-        env = {"NATS_URL": state.nats_url, port_env: str(port), "OTEL_SERVICE_NAME": name}
-        env.update(_own_env(name, state, base))
-        process = ServiceProcess(module, port, env, base / "logs" / f"{name}.log").start()
-        processes[name] = process
-        state.services[name] = ServiceRecord(
-            pid=process.process.pid, http_port=port, log_file=str(process.log_file)
-        )
-        save_state(state)
-    say(f"  waiting for {', '.join(processes)} (loading the model takes ~30 s)...")
-    for name, process in processes.items():
-        seconds = process.wait_ready(READY_TIMEOUT_S)
-        say(
-            f"  {name:<13} ready after {seconds:.0f} s, metrics http://127.0.0.1:{process.http_port}/metrics"
-        )
+def service_process(name: str, state: PlatformState, base: Path) -> ServiceProcess:
+    module, port_env, _ = SERVICES[name]
+    record = state.services[name]
+    env = {"NATS_URL": state.nats_url, port_env: str(record.http_port), "OTEL_SERVICE_NAME": name}
+    env.update(_own_env(name, state, base))
+    return ServiceProcess(module, record.http_port, env, Path(record.log_file))
 
 
 def bus_authority(base: Path) -> BusAuthority:
@@ -136,6 +108,167 @@ def _service_env(name: str, state: PlatformState, base: Path) -> dict[str, str]:
     return {}
 
 
+def log_files(base: Path) -> dict[str, list[Path]]:
+    """Each process's log files, by the name `revo logs` takes (the layout under .revo/)."""
+    logs = base / "logs"
+    files = {
+        NATS: [base / "nats" / "nats-server.log"],
+        POSTGRES: [base / "postgres.log"],  # Postgres writes it beside its data directory
+    }
+    for name in SERVICES:
+        files[name] = [logs / f"{name}.log", logs / f"{name}.stderr.log"]
+    files[SUPERVISOR] = [logs / f"{SUPERVISOR}.log"]
+    return files
+
+
+# -- the plan --------------------------------------------------------------------------------
+
+
+def new_plan(base: Path) -> PlatformState:
+    """Ports for everything: the usual ones, or free ones where those are taken."""
+    nats_port, pg_port = _port(4222), _port(5433)
+    state = PlatformState(
+        nats_url=f"nats://127.0.0.1:{nats_port}",
+        nats_port=nats_port,
+        nats_monitor_port=_port(8222),
+        postgres_dsn=Postgres(base / "postgres", pg_port).dsn,
+        postgres_port=pg_port,
+        postgres_data=str(base / "postgres"),
+    )
+    for name, (_, _, default_port) in SERVICES.items():
+        log_file = str(base / "logs" / f"{name}.log")
+        state.services[name] = ServiceRecord(http_port=_port(default_port), log_file=log_file)
+    return state
+
+
+def resumed_plan(state: PlatformState) -> PlatformState:
+    """The same ports (what still runs is connected to them), and a fresh restart budget:
+    `revo up` is someone asking for another try at what had failed."""
+    for record in state.processes().values():
+        record.recent_restarts = []
+        record.retry_at = 0.0
+        if not pid_alive(record.pid):
+            record.status = "starting"
+    state.supervisor_pid = 0
+    return state
+
+
+def alive_processes(state: PlatformState | None) -> set[str]:
+    if state is None:
+        return set()
+    return {name for name, record in state.processes().items() if pid_alive(record.pid)}
+
+
+# -- revo up ---------------------------------------------------------------------------------
+
+
+def up() -> int:
+    started = time.monotonic()
+    base = state_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    # The operator's credentials (what the CLI speaks with) exist before anything needs them.
+    bus_authority(base).creds_file(OPERATOR)
+    state = load_state()
+    if state is not None and _fully_running(state):
+        say(f"revo is already running (NATS at {state.nats_url}), every process is up;")
+        say("`revo status` lists them, `revo down` stops them.")
+        return 0
+    _prepare_model()
+    if state is not None:
+        _stop_supervisor(state)
+        state = load_state() or state
+    alive = alive_processes(state)
+    state = resumed_plan(state) if state is not None and alive else new_plan(base)
+    save_state(state)
+    supervisor = _start_supervisor(base)
+    return _wait_for_platform(base, supervisor, alive, started)
+
+
+def _fully_running(state: PlatformState) -> bool:
+    return pid_alive(state.supervisor_pid) and all(
+        record.status == "running" and pid_alive(record.pid)
+        for record in state.processes().values()
+    )
+
+
+def _prepare_model() -> None:
+    from revo_inference.prepare_model import is_prepared, prepare
+
+    if not is_prepared():
+        say("preparing the embedded model (SmolLM2-135M-Instruct, once, ~40 s)...")
+    prepare()
+
+
+def _start_supervisor(base: Path) -> subprocess.Popen[bytes]:
+    log_file = log_files(base)[SUPERVISOR][0]
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "revo_cli.supervisor"],
+            env={**os.environ, "REVO_STATE_DIR": str(base)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # outlives the terminal, and a Ctrl-C in it
+        )
+
+
+def _wait_for_platform(
+    base: Path, supervisor: subprocess.Popen[bytes], already: set[str], started: float
+) -> int:
+    """Say each process as it becomes ready; 1 when one failed or the wait ran out."""
+    told: set[str] = set()
+    waiting_said = False
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        state = load_state()
+        if state is None or supervisor.poll() is not None:
+            say(f"error: the supervisor stopped; its log: {log_files(base)[SUPERVISOR][0]}")
+            return 1
+        for name, record in state.processes().items():
+            if name in told or record.status not in ("running", "failed"):
+                continue
+            told.add(name)
+            if record.status == "failed":
+                return _say_failed(name, record, base)
+            _say_ready(name, state, name in already, time.monotonic() - started)
+        if told == set(state.processes()):
+            _print_ready(state, time.monotonic() - started)
+            return 0
+        if not waiting_said and {NATS, POSTGRES} <= told:
+            waiting_said = True
+            missing = [n for n in state.services if n not in told]
+            model = " (loading the model takes ~30 s)" if "inference" in missing else ""
+            say(f"  waiting for {', '.join(missing)}{model}...")
+        time.sleep(0.25)
+    say(f"error: not everything was ready after {READY_TIMEOUT_S} s; `revo status` says what")
+    return 1
+
+
+def _say_ready(name: str, state: PlatformState, already: bool, seconds: float) -> None:
+    record = state.processes()[name]
+    if already:
+        say(f"  {name:<13} already running (pid {record.pid})")
+    elif name == NATS:
+        store = state_dir() / "nats"
+        say(f"  nats-server   {state.nats_url}  (JetStream, store {store}, credentials required)")
+    elif name == POSTGRES:
+        say(f"  postgres 16   {state.postgres_dsn}  (pgvector, data {state.postgres_data})")
+    else:
+        metrics = f"http://127.0.0.1:{record.http_port}/metrics"
+        say(f"  {name:<13} ready after {seconds:.0f} s, metrics {metrics}")
+
+
+def _say_failed(name: str, record: ServiceRecord, base: Path) -> int:
+    say(f"error: {name} failed ({record.last_exit}) after {record.restarts} restart(s).")
+    for path in log_files(base)[name]:
+        if path.exists():
+            tail = path.read_text(errors="replace").splitlines()[-15:]
+            say(f"--- {path.name}\n" + "\n".join(tail))
+    say(f"The rest keeps running; `revo logs {name}` shows its log, `revo up` tries it again.")
+    return 1
+
+
 def _print_ready(state: PlatformState, seconds: float) -> None:
     say(f"\nrevo is up in {seconds:.1f} s.\n")
     say(f"  NATS       {state.nats_url}   (monitoring http://127.0.0.1:{state.nats_monitor_port})")
@@ -153,9 +286,13 @@ def _print_ready(state: PlatformState, seconds: float) -> None:
     say("  revo cost            # spend by model and provider, local share, savings")
     say('  revo memory add "CI runs pytest on 4 workers"   # something agents should know')
     say('  revo memory search "how is CI run"              # recall it')
-    say("  revo status          # services answering on NATS")
+    say("  revo status          # every process: up, restarting or failed, and restarts")
+    say("  revo logs agent-runner -f   # a service's log, followed")
     say("  revo down            # stop everything")
     say(f"  logs: {state_dir() / 'logs'}")
+
+
+# -- revo down -------------------------------------------------------------------------------
 
 
 def down() -> int:
@@ -163,14 +300,32 @@ def down() -> int:
     if state is None:
         say("revo is not running (no .revo/state.json here).")
         return 0
+    _stop_supervisor(state)  # first, so that nothing restarts what is being stopped
+    state = load_state() or state
     for name, record in reversed(list(state.services.items())):
         _stop_pid(record.pid, name, timeout=30)
-    Postgres(Path(state.postgres_data), 0).stop()
+    postgres(state).stop()
     say("  postgres stopped")
-    _stop_pid(state.nats_pid, "nats-server", timeout=10)
+    _stop_pid(state.nats.pid, "nats-server", timeout=10)
     clear_state()
     say("revo is down.")
     return 0
+
+
+def _stop_supervisor(state: PlatformState) -> None:
+    """SIGTERM the supervisor alone: it exits and leaves every process it watches running."""
+    pid = state.supervisor_pid
+    if not pid_alive(pid):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    end = time.monotonic() + SUPERVISOR_STOP_TIMEOUT_S
+    while pid_alive(pid) and time.monotonic() < end:
+        _reap(pid)
+        time.sleep(0.1)
+    if pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _stop_pid(pid: int, name: str, timeout: float) -> None:

@@ -1,28 +1,60 @@
-"""What `revo up` started, kept in .revo/state.json so other commands can find it."""
+"""What `revo up` started, kept in .revo/state.json so other commands can find it.
+
+`revo up` writes the plan (ports, URLs) before it starts the supervisor; from then on only
+the supervisor (cli/revo_cli/supervisor.py) writes it, with each process's pid, status,
+restarts and last exit. Writes go through a rename, so a reader never sees half a file.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
+from revo_core.bus import Bus
+
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+NATS = "nats-server"
+POSTGRES = "postgres"
+
+# waiting: for NATS and Postgres, before its first start; starting: launched, not ready yet;
+# running: ready; restarting: exited, waiting out its backoff; failed: exited too often (or
+# did not start), left down until the next `revo up`.
+ProcessStatus = Literal["waiting", "starting", "running", "restarting", "failed"]
 
 
 class ServiceRecord(msgspec.Struct, kw_only=True):
-    pid: int
-    http_port: int
-    log_file: str
+    """One supervised process: nats-server, postgres or a service."""
+
+    pid: int = 0
+    http_port: int = 0
+    log_file: str = ""
+    status: ProcessStatus = "starting"
+    restarts: int = 0
+    last_exit: str = ""
+    started_at: float = 0.0  # wall time of the latest start
+    # Wall times of the restarts that count towards the cap; `revo up` clears them.
+    recent_restarts: list[float] = []
+    retry_at: float = 0.0
 
 
 class PlatformState(msgspec.Struct, kw_only=True):
     nats_url: str
-    nats_pid: int
+    nats_port: int
     nats_monitor_port: int
     postgres_dsn: str
+    postgres_port: int
     postgres_data: str
+    supervisor_pid: int = 0
+    nats: ServiceRecord = msgspec.field(default_factory=ServiceRecord)
+    postgres: ServiceRecord = msgspec.field(default_factory=ServiceRecord)
     services: dict[str, ServiceRecord] = {}
+
+    def processes(self) -> dict[str, ServiceRecord]:
+        """Every supervised process by name, in start order."""
+        return {NATS: self.nats, POSTGRES: self.postgres, **self.services}
 
 
 def state_dir() -> Path:
@@ -41,8 +73,11 @@ def load_state() -> PlatformState | None:
 
 
 def save_state(state: PlatformState) -> None:
-    state_file().parent.mkdir(parents=True, exist_ok=True)
-    state_file().write_bytes(msgspec.json.format(msgspec.json.encode(state)))
+    path = state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_bytes(msgspec.json.format(msgspec.json.encode(state)))
+    partial.replace(path)
 
 
 def clear_state() -> None:
@@ -73,11 +108,23 @@ def nats_creds() -> str | None:
     return str(own) if own.exists() else None
 
 
+async def connect_cli(url: str) -> Bus:
+    """The CLI's connection: one quick try (a person is waiting), as the identity of
+    nats_creds()."""
+    return await Bus.connect(
+        url, name="revo-cli", connect_timeout=1, connect_attempts=1, credentials=nats_creds()
+    )
+
+
 def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    """A zombie counts as dead: a process whose parent has not reaped it yet is gone."""
+    import psutil  # the `embedded` extra: only a machine that ran `revo up` asks
+
+    if pid <= 0:
         return False
-    except PermissionError:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
         return True
-    return True
