@@ -19,6 +19,7 @@ from revo_chat_gateway import (
     ws_chat,
 )
 from revo_chat_gateway.auth import AUTHENTICATOR, LIMITER, Authenticator, auth_middleware
+from revo_chat_gateway.http_errors import error_middleware
 from revo_chat_gateway.http_tracing import tracing_middleware
 from revo_chat_gateway.keys import KeyStore
 from revo_chat_gateway.limits import RateLimiter
@@ -41,6 +42,8 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app = create_service_app(SERVICE, settings)
     app._client_max_size = settings.max_message_bytes
     app.middlewares.append(tracing_middleware)
+    # Inside the span (its status is the answer's), around everything else.
+    app.middlewares.append(error_middleware)
     app.middlewares.append(auth_middleware())
     app[LIMITER] = RateLimiter(settings.rate_limit_per_minute, settings.max_concurrent_runs)
     app.cleanup_ctx.append(_database_ctx)

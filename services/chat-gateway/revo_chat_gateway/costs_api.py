@@ -33,8 +33,9 @@ def _report_request(request: web.Request) -> ReportRequest:
     try:
         fields = {
             "tenant": principal_of(request).tenant,
-            "since": parse_when(query.get("since")),
-            "until": parse_when(query.get("until")),
+            # Empty (`?since=`) is unset, as a form sends a field left blank.
+            "since": parse_when(query.get("since") or None),
+            "until": parse_when(query.get("until") or None),
         }
         if "top" in query:
             fields["top_runs"] = query["top"]
