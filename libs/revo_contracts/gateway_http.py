@@ -68,6 +68,9 @@ class TextPart(msgspec.Struct, kw_only=True):
 
 
 class RequestMessage(msgspec.Struct, kw_only=True):
+    """A message of the conversation; `content` may be null only for an assistant's
+    (one that called tools instead), as in OpenAI's API."""
+
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
     name: str | None = None

@@ -94,7 +94,8 @@ async def test_a_malformed_request_is_refused_and_the_endpoint_keeps_serving(bus
 
     await endpoints.add("greet", "test.greet.bad", Greet, greet)
 
-    for payload in (b"not json", b'{"name": 42}', b"{}"):
+    deep = b'{"name": "x", "extra": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"
+    for payload in (b"not json", b'{"name": 42}', b"{}", deep):
         msg = await bus.nc.request("test.greet.bad", payload, timeout=2)
         assert msg.headers["Nats-Service-Error-Code"] == "invalid_request"
     with pytest.raises(InvalidRequest):

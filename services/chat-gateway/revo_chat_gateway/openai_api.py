@@ -52,10 +52,12 @@ async def list_models(request: web.Request) -> web.Response:
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     body = await read_body(request)
     principal = principal_of(request)
+    # Checked before anything is sent: a stream cannot turn into a 404 once it has begun.
+    agent = await known_agent(request.app[AGENT_CATALOG], body.model)
     submit = RunSubmit(
         run_id=new_run_id(),
         tenant=principal.tenant,
-        agent=agent_of(body.model),
+        agent=agent,
         messages=[as_chat_message(m) for m in body.messages],
         user=principal.user(body.user),
     )
@@ -79,13 +81,51 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 async def read_body(request: web.Request) -> ChatCompletionBody:
-    raw = await request.read()  # over the size limit: aiohttp answers 413 itself
+    refuse_unless_json(request)
+    raw = await request.read()  # over the size limit: aiohttp raises 413
     try:
-        return _body_decoder.decode(raw)
+        body = _body_decoder.decode(raw)
     except msgspec.ValidationError as exc:
         raise HttpError(400, f"invalid request body: {exc}", "invalid_request") from None
     except msgspec.DecodeError as exc:
         raise HttpError(400, f"request body is not valid JSON: {exc}", "invalid_request") from None
+    except RecursionError:  # msgspec's refusal of nesting deeper than the stack holds
+        raise HttpError(
+            400, "request body is not valid JSON: nested too deep", "invalid_request"
+        ) from None
+    if (field := no_content_of(body.messages)) is not None:
+        raise HttpError(400, f"invalid request body: {field} is required", "invalid_request")
+    return body
+
+
+# A body that says it is a form or text is not read as JSON, whatever it holds; one that
+# names no type (aiohttp reads it as octet-stream) is.
+_JSON_TYPES = ("application/json", "application/octet-stream")
+
+
+def refuse_unless_json(request: web.Request) -> None:
+    kind = request.content_type
+    if kind not in _JSON_TYPES and not kind.endswith("+json"):
+        raise HttpError(
+            415, f"the body must be application/json, not {kind}", "invalid_request"
+        )
+
+
+def no_content_of(messages: list[RequestMessage]) -> str | None:
+    """The first message without the content its role needs (only an assistant's may be
+    null: it called tools instead), as `messages[i].content`."""
+    for index, message in enumerate(messages):
+        if message.content is None and message.role != "assistant":
+            return f"messages[{index}].content"
+    return None
+
+
+async def known_agent(catalog: AgentCatalog, model: str) -> str:
+    """The agent `model` names, or 404 `model_not_found` when no agent-runner runs it."""
+    agent = agent_of(model)
+    if agent not in {info.name for info in await catalog.agents()}:
+        raise HttpError(404, f"the model {model!r} does not exist", "model_not_found")
+    return agent
 
 
 def agent_of(model: str) -> str:
