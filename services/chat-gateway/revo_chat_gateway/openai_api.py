@@ -106,9 +106,7 @@ _JSON_TYPES = ("application/json", "application/octet-stream")
 def refuse_unless_json(request: web.Request) -> None:
     kind = request.content_type
     if kind not in _JSON_TYPES and not kind.endswith("+json"):
-        raise HttpError(
-            415, f"the body must be application/json, not {kind}", "invalid_request"
-        )
+        raise HttpError(415, f"the body must be application/json, not {kind}", "invalid_request")
 
 
 def no_content_of(messages: list[RequestMessage]) -> str | None:
