@@ -45,7 +45,11 @@ def create_app(settings: GatewaySettings) -> web.Application:
     # Inside the span (its status is the answer's), around everything else.
     app.middlewares.append(error_middleware)
     app.middlewares.append(auth_middleware())
-    app[LIMITER] = RateLimiter(settings.rate_limit_per_minute, settings.max_concurrent_runs)
+    app[LIMITER] = RateLimiter(
+        settings.rate_limit_per_minute,
+        settings.max_concurrent_runs,
+        settings.new_sessions_per_minute,
+    )
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_operator_endpoints_ctx)
     add_api_routes(app)
