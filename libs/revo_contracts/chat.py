@@ -39,7 +39,8 @@ class ChatHello(ChatFrame, tag="hello"):
 class ChatUserMessage(ChatFrame, tag="message"):
     """A user message; `@name ` before the text picks the agent when `agent` is absent."""
 
-    content: Annotated[str, Meta(min_length=1)]
+    # No NUL: Postgres's text holds any character but that one.
+    content: Annotated[str, Meta(min_length=1, pattern=r"^[^\x00]*$")]
     agent: AgentName | None = None
     # W3C trace context: the message's run joins the client's trace. Without it, each
     # message starts a trace of its own (linked to the socket's).

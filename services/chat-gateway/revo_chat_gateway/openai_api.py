@@ -18,6 +18,7 @@ from revo_chat_gateway.auth import LIMITER, limit_key, principal_of
 from revo_chat_gateway.http_errors import HttpError
 from revo_chat_gateway.openai_stream import Completion, answer_as_json, answer_as_stream
 from revo_contracts.gateway_http import (
+    ANSWERABLE_ROLES,
     ChatCompletionBody,
     ModelEntry,
     ModelList,
@@ -93,8 +94,11 @@ async def read_body(request: web.Request) -> ChatCompletionBody:
         raise HttpError(
             400, "request body is not valid JSON: nested too deep", "invalid_request"
         ) from None
-    if (field := no_content_of(body.messages)) is not None:
-        raise HttpError(400, f"invalid request body: {field} is required", "invalid_request")
+    if not any(message.role in ANSWERABLE_ROLES for message in body.messages):
+        # The schema's `contains`, which msgspec does not check: refused before a run.
+        raise HttpError(
+            400, "invalid request body: `messages` has no user message", "invalid_request"
+        )
     return body
 
 
@@ -107,15 +111,6 @@ def refuse_unless_json(request: web.Request) -> None:
     kind = request.content_type
     if kind not in _JSON_TYPES and not kind.endswith("+json"):
         raise HttpError(415, f"the body must be application/json, not {kind}", "invalid_request")
-
-
-def no_content_of(messages: list[RequestMessage]) -> str | None:
-    """The first message without the content its role needs (only an assistant's may be
-    null: it called tools instead), as `messages[i].content`."""
-    for index, message in enumerate(messages):
-        if message.content is None and message.role != "assistant":
-            return f"messages[{index}].content"
-    return None
 
 
 async def known_agent(catalog: AgentCatalog, model: str) -> str:

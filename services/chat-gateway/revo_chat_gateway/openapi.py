@@ -15,7 +15,7 @@ from aiohttp import web
 from revo_contracts import gateway_http as http
 from revo_contracts.chat import ChatClientFrame, ChatServerFrame
 from revo_contracts.ledger import CostReport
-from revo_contracts.runs import RunDetail, RunListResponse, RunStatus
+from revo_contracts.runs import AgentName, RunDetail, RunListResponse, RunStatus
 
 OPENAPI_PATH = "/openapi.json"
 _REF = "#/components/schemas/{name}"
@@ -80,7 +80,7 @@ OPERATIONS = (
         parameters=[
             _query("limit", _LIMIT, "At most this many (default 50)"),
             _query("status", msgspec.json.schema(RunStatus), "Only runs in this status"),
-            _query("agent", {"type": "string"}, "Only runs of this agent"),
+            _query("agent", msgspec.json.schema(AgentName), "Only runs of this agent"),
         ],
         errors=(400, 401, 429),
     ),
@@ -233,12 +233,18 @@ def _operation(op: Operation, schema_of: dict[type, dict[str, Any]]) -> dict[str
 
 
 def _event_stream(chunk: dict[str, Any]) -> dict[str, Any]:
-    """An SSE stream's `data:` payloads, in order: chunks, then `[DONE]` or one error."""
-    error = {"$ref": _REF.format(name="ErrorBody")}
+    """One event of an SSE stream (OpenAPI 3.1 has the media type's schema describe each
+    event, as 3.2's `itemSchema` does): its `data` is a chunk, one error, or `[DONE]`."""
+    payload = {"anyOf": [chunk, {"$ref": _REF.format(name="ErrorBody")}]}
+    json_data = {
+        "type": "string",
+        "contentMediaType": "application/json",
+        "contentSchema": payload,
+    }
     return {
-        "type": "array",
-        "items": {"anyOf": [chunk, error, {"const": "[DONE]"}]},
-        "description": "The `data:` payload of each event, in order (JSON, or `[DONE]`)",
+        "type": "object",
+        "properties": {"data": {"anyOf": [{"const": "[DONE]"}, json_data]}},
+        "required": ["data"],
     }
 
 

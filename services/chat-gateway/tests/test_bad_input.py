@@ -76,7 +76,33 @@ async def test_a_body_nested_deeper_than_json_can_be_decoded_is_400(scripted_gat
 
 
 @pytest.mark.parametrize(
-    "path", ["/v1/runs?status=null", "/v1/runs?limit=null", "/v1/sessions?limit=%C2%B2"]
+    "body",
+    [
+        {"messages": [{"role": "user", "content": "a\u0000b"}]},
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "\u0000"}]}]},
+        {"messages": [{"role": "user", "content": "hi", "name": "\u0000"}]},
+        {"messages": [{"role": "user", "content": "hi"}], "user": "\u0000"},
+    ],
+    ids=["content", "part", "name", "user"],
+)
+async def test_text_with_a_nul_character_is_400_not_a_run_that_never_ends(
+    scripted_gateway, key, body
+):
+    # Postgres's text holds any character but NUL: such a run could never be stored.
+    status, _, answer = await _post(scripted_gateway, key, json.dumps(body))
+
+    assert status == 400, answer
+    assert "x00" in answer["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/runs?status=null",
+        "/v1/runs?limit=null",
+        "/v1/runs?agent=a%00b",  # Postgres holds no NUL byte
+        "/v1/sessions?limit=%C2%B2",
+    ],
 )
 async def test_a_query_value_is_read_as_written_or_refused(scripted_gateway, key, path):
     status, _, answer = await asyncio.to_thread(
@@ -91,7 +117,10 @@ def test_the_document_describes_the_streamed_answer_as_server_sent_events(script
     _, _, document = http("GET", f"{base_url(scripted_gateway)}/openapi.json")
 
     answers = document["paths"]["/v1/chat/completions"]["post"]["responses"]
-    streamed = answers["200"]["content"]["text/event-stream"]["schema"]
-    assert {"$ref": "#/components/schemas/ChatCompletionChunk"} in streamed["items"]["anyOf"]
-    assert {"const": "[DONE]"} in streamed["items"]["anyOf"]
+    event = answers["200"]["content"]["text/event-stream"]["schema"]
+    done, chunk_or_error = event["properties"]["data"]["anyOf"]
+    assert done == {"const": "[DONE]"}
+    assert chunk_or_error["contentMediaType"] == "application/json"
+    payloads = chunk_or_error["contentSchema"]["anyOf"]
+    assert {"$ref": "#/components/schemas/ChatCompletionChunk"} in payloads
     assert {"404", "413", "415"} <= set(answers)
