@@ -83,9 +83,20 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 async def read_body(request: web.Request) -> ChatCompletionBody:
     refuse_unless_json(request)
-    raw = await request.read()  # over the size limit: aiohttp raises 413
+    body = decode_body(await request.read())  # over the size limit: aiohttp raises 413
+    if not any(message.role in ANSWERABLE_ROLES for message in body.messages):
+        # The schema's `contains`, which msgspec does not check: refused before a run.
+        raise HttpError(
+            400,
+            "invalid request body: `messages` has no user, assistant or tool message",
+            "invalid_request",
+        )
+    return body
+
+
+def decode_body(raw: bytes) -> ChatCompletionBody:
     try:
-        body = _body_decoder.decode(raw)
+        return _body_decoder.decode(raw)
     except msgspec.ValidationError as exc:
         raise HttpError(400, f"invalid request body: {exc}", "invalid_request") from None
     except msgspec.DecodeError as exc:
@@ -94,12 +105,6 @@ async def read_body(request: web.Request) -> ChatCompletionBody:
         raise HttpError(
             400, "request body is not valid JSON: nested too deep", "invalid_request"
         ) from None
-    if not any(message.role in ANSWERABLE_ROLES for message in body.messages):
-        # The schema's `contains`, which msgspec does not check: refused before a run.
-        raise HttpError(
-            400, "invalid request body: `messages` has no user message", "invalid_request"
-        )
-    return body
 
 
 # A body that says it is a form or text is not read as JSON, whatever it holds; one that

@@ -65,6 +65,19 @@ async def test_a_user_message_without_content_is_400_naming_it(scripted_gateway,
     assert "messages[1].content" in answer["error"]["message"]
 
 
+async def test_a_conversation_of_only_system_messages_is_400_and_starts_no_run(
+    scripted_gateway, key
+):
+    body = {"messages": [{"role": "system", "content": "be brief"}]}
+
+    status, _, answer = await _post(scripted_gateway, key, json.dumps(body))
+    runs = await asyncio.to_thread(http, "GET", f"{base_url(scripted_gateway)}/v1/runs", key)
+
+    assert status == 400, answer
+    assert "no user, assistant or tool message" in answer["error"]["message"]
+    assert runs[2]["runs"] == []
+
+
 async def test_a_body_nested_deeper_than_json_can_be_decoded_is_400(scripted_gateway, key):
     body = '{"messages": [{"role": "user", "content": "hi"}], "extra": ' + DEEP + "}"
 
