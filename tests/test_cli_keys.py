@@ -6,7 +6,7 @@ import asyncio
 import sys
 import urllib.request
 
-from revo_core.embedded.nats_server import NatsServer
+from revo_core.testing.fixtures import nats_server_of
 
 REVO = [sys.executable, "-m", "revo_cli.main"]
 
@@ -38,9 +38,9 @@ async def test_keys_create_prints_a_key_that_works(scripted_nats, scripted_gatew
     assert b'"tenant": "globex"' in answer and b'"role": "admin"' in answer
 
 
-async def test_keys_create_refuses_a_bad_tenant_and_a_missing_gateway(revo_tmp):
+async def test_keys_create_refuses_a_bad_tenant_and_a_missing_gateway(revo_tmp, bus_authority):
     # A NATS of its own: other tests start gateways on the shared ones.
-    server = NatsServer(revo_tmp / "nats-no-gateway").start()
+    server = nats_server_of(revo_tmp / "nats-no-gateway", bus_authority)
     try:
         code, _, err = await revo("--nats-url", server.url, "keys", "create", "--tenant", "a b")
         assert code == 2 and "tenant" in err

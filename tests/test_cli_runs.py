@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from revo_contracts.runs import RunGetRequest, RunSubmit
-from revo_core.embedded.nats_server import NatsServer
 from revo_core.embedded.ports import free_port
 from revo_core.runs import RunFollower, event_type, get_run, new_run_id, submit_run
+from revo_core.testing.fixtures import nats_server_of
 from revo_core.testing.scripted_model import Reply, Script, call, text
 
 CLI_TIMEOUT_S = 30
@@ -160,8 +160,8 @@ async def test_run_exits_2_when_nothing_listens_on_the_nats_url():
     assert "Traceback" not in cli.stderr
 
 
-async def test_run_exits_2_when_no_agent_runner_ever_came_to_that_nats(tmp_path):
-    lonely = NatsServer(tmp_path / "nats").start()
+async def test_run_exits_2_when_no_agent_runner_ever_came_to_that_nats(tmp_path, bus_authority):
+    lonely = nats_server_of(tmp_path / "nats", bus_authority)
     try:
         cli = await revo(lonely.url, "run", "assistant", "hi")
     finally:

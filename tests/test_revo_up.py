@@ -35,6 +35,7 @@ def platform():
     state_dir.chmod(0o755)
     env = {**os.environ, "REVO_STATE_DIR": str(state_dir)}
     env.pop("NATS_URL", None)
+    env.pop("NATS_CREDS", None)  # the CLI takes the operator's credentials `revo up` made
     up = revo("up", env=env, timeout=400)
     state = json.loads((state_dir / "state.json").read_text()) if up.returncode == 0 else {}
     yield up, env, state

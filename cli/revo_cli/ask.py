@@ -6,6 +6,7 @@ import sys
 import time
 import uuid
 
+from revo_cli.state import nats_creds
 from revo_contracts import subjects
 from revo_contracts.inference import ChatChunk, ChatMessage, ChatRequest
 from revo_core.bus import Bus
@@ -28,7 +29,13 @@ def build_request(question: str, model: str, max_tokens: int, tenant: str, syste
 async def ask(nats_url: str, request: ChatRequest, timeout: float) -> int:
     started = time.monotonic()
     try:
-        bus = await Bus.connect(nats_url, name="revo-cli", connect_timeout=1, connect_attempts=1)
+        bus = await Bus.connect(
+            nats_url,
+            name="revo-cli",
+            connect_timeout=1,
+            connect_attempts=1,
+            credentials=nats_creds(),
+        )
     except RevoError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,12 +1,15 @@
-"""`revo`: up, down, status, ask, run, runs, keys, cost, budget, memory."""
+"""`revo`: up, down, status, ask, run, runs, keys, cost, budget, memory, creds, audit."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import typing
 
+from revo_cli.audit import add_audit_parser
+from revo_cli.creds import add_creds_parser
 from revo_cli.memory import add_memory_parser
 from revo_cli.state import nats_url
 from revo_contracts.runs import RunStatus
@@ -18,6 +21,10 @@ RUN_STATUSES = typing.get_args(RunStatus)
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="revo", description="revo: self-hosted AI engineering")
     root.add_argument("--nats-url", help="NATS to talk to (default: NATS_URL or `revo up`'s)")
+    root.add_argument(
+        "--nats-creds",
+        help="NATS credentials, a .creds file (default: NATS_CREDS or `revo up`'s operator)",
+    )
     commands = root.add_subparsers(dest="command", required=True)
     commands.add_parser("up", help="start NATS, Postgres and every service on this machine")
     commands.add_parser("down", help="stop what `revo up` started")
@@ -34,6 +41,8 @@ def parser() -> argparse.ArgumentParser:
     add_keys_parser(commands)
     add_cost_parsers(commands)
     add_memory_parser(commands)
+    add_creds_parser(commands)
+    add_audit_parser(commands)
     return root
 
 
@@ -95,6 +104,8 @@ def add_runs_parser(commands: argparse._SubParsersAction) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.nats_creds:
+        os.environ["NATS_CREDS"] = args.nats_creds
     # The terminal is for answers: only warnings from the libraries, and on stderr.
     configure_logging("revo-cli", level="WARNING", json=False, stream=sys.stderr)
     if args.command == "up":
@@ -129,6 +140,14 @@ def main(argv: list[str] | None = None) -> int:
         from revo_cli.cost import budget_command
 
         return budget_command(args, nats_url(args.nats_url))
+    if args.command == "audit":
+        from revo_cli.audit import audit_command
+
+        return audit_command(args, nats_url(args.nats_url))
+    if args.command == "creds":
+        from revo_cli.creds import creds_command
+
+        return creds_command(args)
     if args.command == "memory":
         from revo_cli.memory import memory_command
 

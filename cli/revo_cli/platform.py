@@ -18,10 +18,12 @@ from revo_cli.state import (
     ServiceRecord,
     clear_state,
     load_state,
+    operator_creds_file,
     pid_alive,
     save_state,
     state_dir,
 )
+from revo_core.bus_authority import BusAuthority
 from revo_core.embedded.nats_server import EmbeddedProcessError, NatsServer
 from revo_core.embedded.ports import free_port, port_open
 from revo_core.embedded.postgres import Postgres
@@ -55,8 +57,11 @@ def up() -> int:
     base = state_dir()
     base.mkdir(parents=True, exist_ok=True)
     _prepare_model()
-    nats = NatsServer(base / "nats", port=_port(4222), monitor_port=_port(8222)).start()
-    say(f"  nats-server   {nats.url}  (JetStream, store {base / 'nats'})")
+    authority = bus_authority(base)
+    nats = NatsServer(
+        base / "nats", port=_port(4222), monitor_port=_port(8222), authority=authority
+    ).start()
+    say(f"  nats-server   {nats.url}  (JetStream, store {base / 'nats'}, credentials required)")
     postgres = Postgres(base / "postgres", _port(5433)).start()
     say(f"  postgres 16   {postgres.dsn}  (pgvector, data {postgres.data_dir})")
     state = PlatformState(
@@ -105,8 +110,18 @@ def _start_services(state: PlatformState, base: Path) -> None:
         )
 
 
+def bus_authority(base: Path) -> BusAuthority:
+    """The NATS authority of this platform: made on the first `revo up`, then reused."""
+    return BusAuthority.load_or_create(base / "nats-auth")
+
+
 def _own_env(name: str, state: PlatformState, base: Path) -> dict[str, str]:
-    """What one service needs beyond NATS and its port."""
+    """What one service needs beyond NATS and its port: its own NATS credentials first."""
+    creds = {"NATS_CREDS": str(bus_authority(base).creds_file(name))}
+    return creds | _service_env(name, state, base)
+
+
+def _service_env(name: str, state: PlatformState, base: Path) -> dict[str, str]:
     if name == "agent-runner":
         return {
             "REVO_AGENT_RUNNER_DATABASE_URL": state.postgres_dsn,
@@ -124,6 +139,7 @@ def _own_env(name: str, state: PlatformState, base: Path) -> dict[str, str]:
 def _print_ready(state: PlatformState, seconds: float) -> None:
     say(f"\nrevo is up in {seconds:.1f} s.\n")
     say(f"  NATS       {state.nats_url}   (monitoring http://127.0.0.1:{state.nats_monitor_port})")
+    say(f"             credentials required; the operator's: {operator_creds_file()}")
     say(f"  Postgres   {state.postgres_dsn}")
     gateway = state.services.get("chat-gateway")
     if gateway is not None:

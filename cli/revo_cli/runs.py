@@ -22,6 +22,8 @@ from nats.errors import NoRespondersError
 from nats.js.errors import NotFoundError as StreamNotFound
 
 from revo_cli.run_output import JsonPrinter, LivePrinter, describe, detail_lines, runs_table
+from revo_cli.state import nats_creds
+from revo_contracts.bus_identities import OPERATOR
 from revo_contracts.runs import (
     TERMINAL_EVENT_TYPES,
     RunGetRequest,
@@ -91,7 +93,13 @@ def execute(nats_url: str, command: Command) -> int:
 async def with_bus(nats_url: str, command: Command) -> int:
     """Connect, run the command, and turn every expected error into a message and status."""
     try:
-        bus = await Bus.connect(nats_url, name="revo-cli", connect_timeout=1, connect_attempts=1)
+        bus = await Bus.connect(
+            nats_url,
+            name="revo-cli",
+            connect_timeout=1,
+            connect_attempts=1,
+            credentials=nats_creds(),
+        )
     except BusUnavailable:
         return fail(f"cannot reach NATS at {nats_url}; is `revo up` running?", EXIT_USAGE)
     try:
@@ -200,7 +208,7 @@ async def first_of(task: asyncio.Task, pressed: asyncio.Event) -> bool:
 async def cancel_on_interrupt(bus: Bus, run_id: str) -> None:
     print(f"\ninterrupted: cancelling {run_id}", file=sys.stderr, flush=True)
     try:
-        ack = await cancel_run(bus, run_id, CANCEL_REASON)
+        ack = await cancel_run(bus, run_id, CANCEL_REASON, actor=OPERATOR)
     except BusUnavailable:
         ack = None
     if ack is None:
@@ -251,7 +259,7 @@ async def cancel(bus: Bus, run_id: str) -> int:
     run = await stored_run(bus, run_id)
     if run is not None and run.status in TERMINAL_EVENT_TYPES:
         return fail(f"run {run_id} has already ended ({run.status}); nothing to cancel")
-    ack = await cancel_run(bus, run_id, CANCEL_REASON)
+    ack = await cancel_run(bus, run_id, CANCEL_REASON, actor=OPERATOR)
     if ack is None:
         return not_held(run_id, run, "it ends as cancelled once a runner takes it")
     print(f"cancelling {run_id}", flush=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Awaitable, Callable
 
+from revo_cli.state import nats_creds
 from revo_core.bus import Bus
 from revo_core.errors import BusUnavailable, InvalidRequest, ServiceError
 
@@ -21,7 +22,13 @@ async def call_service(
 ) -> int:
     """`command(bus)` against `service` (named in the message when none answers)."""
     try:
-        bus = await Bus.connect(nats_url, name="revo-cli", connect_timeout=1, connect_attempts=1)
+        bus = await Bus.connect(
+            nats_url,
+            name="revo-cli",
+            connect_timeout=1,
+            connect_attempts=1,
+            credentials=nats_creds(),
+        )
     except BusUnavailable:
         return fail(f"cannot reach NATS at {nats_url}; is `revo up` running?", EXIT_USAGE)
     try:

@@ -59,6 +59,20 @@ def nats_url(explicit: str | None = None) -> str:
     return state.nats_url if state else DEFAULT_NATS_URL
 
 
+def operator_creds_file() -> Path:
+    """Where `revo up` keeps the operator's NATS credentials."""
+    return state_dir() / "nats-auth" / "creds" / "operator.creds"
+
+
+def nats_creds() -> str | None:
+    """--nats-creds (main puts it in NATS_CREDS), else NATS_CREDS, else the operator's
+    credentials `revo up` made here, else none (a nats-server without authentication)."""
+    if os.environ.get("NATS_CREDS"):
+        return os.environ["NATS_CREDS"]
+    own = operator_creds_file()
+    return str(own) if own.exists() else None
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+from revo_cli.state import nats_creds
 from revo_core.bus import Bus
 from revo_core.errors import BusUnavailable
 
@@ -26,7 +27,13 @@ async def discover(bus: Bus, window: float = 0.5) -> list[dict]:
 
 async def status(nats_url: str) -> int:
     try:
-        bus = await Bus.connect(nats_url, name="revo-cli", connect_timeout=1, connect_attempts=1)
+        bus = await Bus.connect(
+            nats_url,
+            name="revo-cli",
+            connect_timeout=1,
+            connect_attempts=1,
+            credentials=nats_creds(),
+        )
     except BusUnavailable as exc:
         print(f"revo is not running: {exc}")
         return 1

@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from revo_contracts import chat, gateway, inference, ledger, memory, runs, subjects, usage
+from revo_contracts import audit, chat, gateway, inference, ledger, memory, runs, subjects, usage
 from revo_contracts.errors import Error
 
 MESSAGES: tuple[type[msgspec.Struct], ...] = (
@@ -49,6 +49,9 @@ MESSAGES: tuple[type[msgspec.Struct], ...] = (
     ledger.UsageDeadLetter,
     gateway.KeyCreateRequest,
     gateway.KeyCreateResponse,
+    audit.AuditEvent,
+    audit.AuditListRequest,
+    audit.AuditListResponse,
     chat.ChatHello,
     chat.ChatUserMessage,
     chat.ChatCancel,
@@ -201,6 +204,20 @@ CHANNELS: tuple[Channel, ...] = (
         "create`). The key is in the reply once; the gateway keeps only a hash.",
         sends="KeyCreateRequest",
         replies=("KeyCreateResponse", "Error"),
+    ),
+    Channel(
+        address="audit.{tenant}",
+        description="Who did what (key created, budget set, run cancelled, memory forgotten, "
+        "credentials issued, ...); stream AUDIT, Nats-Msg-Id = event id; never a secret. The "
+        "chat gateway keeps it in its audit table.",
+        sends="AuditEvent",
+    ),
+    Channel(
+        address=subjects.GATEWAY_AUDIT_LIST,
+        description="The audit log, newest first, by tenant, time and action (operators, over "
+        "NATS; `revo audit`). Queue group 'chat-gateway'.",
+        sends="AuditListRequest",
+        replies=("AuditListResponse", "Error"),
     ),
     Channel(
         address=subjects.RUNS_GET,

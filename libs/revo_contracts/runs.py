@@ -142,8 +142,10 @@ class TokenDelta(msgspec.Struct, kw_only=True):
     kind: Literal["text", "tool_call"] = "text"
 
 
-class Cancel(msgspec.Struct, kw_only=True, tag_field="type", tag="cancel"):
+class Cancel(msgspec.Struct, kw_only=True, tag_field="type", tag="cancel", omit_defaults=True):
     reason: str = ""
+    # Who asked, for the audit log: "operator", "key:<id>", "user:<subject>", a service.
+    actor: Annotated[str, Meta(max_length=300)] | None = None
 
 
 class Answer(msgspec.Struct, kw_only=True, tag_field="type", tag="answer"):

@@ -48,4 +48,14 @@ USAGE_DEAD = StreamSpec(
     "(usage_dead.<reason>); kept for an operator to inspect or replay.",
 )
 
-ALL_STREAMS: tuple[StreamSpec, ...] = (USAGE, RUNS, RUN_EVENTS, USAGE_DEAD)
+AUDIT = StreamSpec(
+    name="AUDIT",
+    subjects=("audit.>",),
+    max_age_s=400 * 24 * 3600,
+    duplicate_window_s=3600.0,
+    max_msg_size=64 * 1024,
+    description="Who did what (audit.<tenant>), kept a year and a month; the chat gateway "
+    "stores it in its audit table. Nats-Msg-Id = event id.",
+)
+
+ALL_STREAMS: tuple[StreamSpec, ...] = (USAGE, RUNS, RUN_EVENTS, USAGE_DEAD, AUDIT)

@@ -41,6 +41,7 @@ RUNS_AGENTS = "runs.api.agents"
 AGENT_RUNNER_QUEUE_GROUP = "agent-runner"
 
 GATEWAY_KEYS_CREATE = "gateway.keys.create"
+GATEWAY_AUDIT_LIST = "gateway.audit.list"
 GATEWAY_QUEUE_GROUP = "chat-gateway"
 
 
@@ -99,6 +100,10 @@ def notify(channel: str, tenant: str) -> str:
 
 def alerts(tenant: str) -> str:
     return f"alerts.{token(tenant, 'tenant')}"
+
+
+def audit(tenant: str) -> str:
+    return f"audit.{token(tenant, 'tenant')}"
 
 
 def usage_dead(reason: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
@@ -15,17 +16,20 @@ import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError, NoServersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from opentelemetry.trace import SpanKind
 
+from revo_contracts.bus_identities import inbox_prefix
 from revo_contracts.errors import Error
 from revo_core import headers as h
-from revo_core import tracing
+from revo_core import nats_jwt, tracing
 from revo_core.codec import decode, encode
 from revo_core.errors import (
+    BusUnauthorized,
     BusUnavailable,
     InvalidRequest,
     RequestTimeout,
@@ -48,10 +52,31 @@ class Bus:
 
     @classmethod
     async def connect(
-        cls, url: str, name: str, connect_timeout: float = 2.0, connect_attempts: int = 3
+        cls,
+        url: str,
+        name: str,
+        connect_timeout: float = 2.0,
+        connect_attempts: int = 3,
+        credentials: str | Path | None = None,
     ) -> Bus:
         """Connect, failing clearly after a few attempts if nothing answers now; once
-        connected, reconnect forever (a restarted nats-server must not kill a service)."""
+        connected, reconnect forever (a restarted nats-server must not kill a service).
+
+        `credentials`: a `.creds` file (revo_core.bus_authority). Its identity's replies come
+        to its own inbox prefix, the only inboxes its permissions let it read."""
+        auth: dict[str, Any] = {}
+        refusals: list[str] = []
+
+        async def on_error(exc: Exception) -> None:
+            if "authorization" in str(exc).lower() or "authentication" in str(exc).lower():
+                refusals.append(str(exc))
+            await _log_error(exc)
+
+        if credentials:
+            auth = {
+                "user_credentials": str(credentials),
+                "inbox_prefix": inbox_prefix(identity_of(credentials)),
+            }
         try:
             nc = await nats.connect(
                 url,
@@ -60,11 +85,18 @@ class Bus:
                 allow_reconnect=True,
                 max_reconnect_attempts=connect_attempts,
                 reconnect_time_wait=0.5,
-                error_cb=_log_error,
+                error_cb=on_error,
                 disconnected_cb=_log_disconnect,
                 reconnected_cb=_log_reconnect,
+                **auth,
             )
-        except (NoServersError, OSError, TimeoutError) as exc:
+        except (NoServersError, OSError, TimeoutError, NatsError) as exc:
+            if refusals:
+                raise BusUnauthorized(
+                    f"NATS at {url} refused the connection: "
+                    + ("its credentials were refused" if credentials else "it needs credentials")
+                    + " (NATS_CREDS: a .creds file of revo's; `revo creds create` issues one)"
+                ) from None
             raise BusUnavailable(
                 f"cannot reach NATS at {url} ({exc.__class__.__name__}); "
                 "is nats-server running? `revo up` starts one"
@@ -172,6 +204,12 @@ class Bus:
         except Exception as exc:  # already closing or disconnected: nothing left to drain
             log.debug("drain skipped", error=str(exc))
             await self.nc.close()
+
+
+def identity_of(credentials: str | Path) -> str:
+    """The identity a `.creds` file speaks as (its user JWT's name)."""
+    jwt = nats_jwt.jwt_of_creds(Path(credentials).read_text())
+    return str(nats_jwt.claims_of(jwt)["name"])
 
 
 def raise_if_error(msg: Msg) -> None:

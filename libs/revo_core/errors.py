@@ -20,6 +20,10 @@ class BusUnavailable(RevoError):
     """NATS cannot be reached (at connect time, or no responders for a subject)."""
 
 
+class BusUnauthorized(BusUnavailable):
+    """NATS refused the connection's credentials (none given, wrong, expired or revoked)."""
+
+
 class ServiceError(RevoError):
     """An error with a contract code; raised by handlers, re-raised at callers."""
 

@@ -44,5 +44,6 @@ async def ensure_stream(js: JetStreamContext, spec: StreamSpec) -> None:
 
 
 async def ensure_streams(js: JetStreamContext, specs: tuple[StreamSpec, ...] = ALL_STREAMS) -> None:
+    """Each service ensures the streams it owns: its bus identity may manage only those."""
     for spec in specs:
         await ensure_stream(js, spec)

@@ -146,6 +146,17 @@ class RunFollower:
             pass  # not ours to judge: the runner's log keeps the event, read on a gap
 
     def _take_event(self, event: RunEvent) -> None:
+        if event.tenant != self.tenant or event.run_id != self.run_id:
+            # Defence in depth: the subject named this run; an event that names another
+            # tenant or run was forged or misrouted, and never reaches the run's client.
+            log.warning(
+                "run event dropped: tenant_mismatch",
+                subject_tenant=self.tenant,
+                event_tenant=event.tenant,
+                run_id=self.run_id,
+                event_run_id=event.run_id,
+            )
+            return
         if event.seq <= self._last_seq:
             return  # seen already (republished after a runner's restart, or read from the log)
         self._held[event.seq] = event
@@ -199,11 +210,12 @@ class RunFollower:
 
 
 async def cancel_run(
-    bus: Bus, run_id: str, reason: str = "", timeout: float = 2.0
+    bus: Bus, run_id: str, reason: str = "", timeout: float = 2.0, actor: str | None = None
 ) -> ControlAck | None:
     """Ask for a run to stop. The replica holding the run acknowledges; None when no replica
-    holds it now (queued, or ended): the cancel is recorded and applies when it is picked up."""
-    return await _control(bus, run_id, Cancel(reason=reason), timeout)
+    holds it now (queued, or ended): the cancel is recorded and applies when it is picked up.
+    `actor` (who asked) goes to the audit log."""
+    return await _control(bus, run_id, Cancel(reason=reason, actor=actor), timeout)
 
 
 async def answer_run(bus: Bus, run_id: str, text: str, timeout: float = 2.0) -> ControlAck | None:

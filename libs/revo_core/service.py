@@ -46,7 +46,9 @@ def create_service_app(name: str, settings: ServiceSettings) -> web.Application:
 
 async def _bus_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    bus = await Bus.connect(settings.nats_url, name=app[SERVICE_NAME])
+    bus = await Bus.connect(
+        settings.nats_url, name=app[SERVICE_NAME], credentials=settings.nats_creds
+    )
     app[BUS] = bus
     app[READY_CHECKS].append(lambda: bus.connected)
     log.info("connected to nats", url=settings.nats_url)

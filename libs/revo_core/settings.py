@@ -17,6 +17,12 @@ class ServiceSettings(BaseSettings):
         default="nats://127.0.0.1:4222",
         validation_alias=AliasChoices("NATS_URL", "REVO_NATS_URL"),
     )
+    # The service's NATS credentials (a `.creds` file: its bus identity, DESIGN.md §2).
+    # Unset only against a nats-server without authentication.
+    nats_creds: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("NATS_CREDS", "REVO_NATS_CREDS"),
+    )
     http_host: str = "0.0.0.0"
     # Port of /metrics, /healthz and /readyz.
     http_port: int = 8100

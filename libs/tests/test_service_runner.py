@@ -19,13 +19,15 @@ from revo_core.errors import BusUnavailable, UpstreamError
 from revo_core.streaming import stream_request
 
 
-def start_drain_service(nats_url: str, log_file: Path) -> ServiceProcess:
+def start_drain_service(nats_url: str, log_file: Path, creds: Path) -> ServiceProcess:
+    """The test service serves a subject no service identity has: it speaks as the operator."""
     port = free_port()
     service = ServiceProcess(
         "drain_service",
         http_port=port,
         env={
             "NATS_URL": nats_url,
+            "NATS_CREDS": str(creds),
             "REVO_HTTP_PORT": str(port),
             "REVO_LOG_JSON": "true",
             "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path]),
@@ -40,7 +42,7 @@ def start_drain_service(nats_url: str, log_file: Path) -> ServiceProcess:
 async def test_sigterm_lets_an_in_flight_stream_finish_then_exits_cleanly(
     bus, nats_server, tmp_path
 ):
-    service = start_drain_service(nats_server.url, tmp_path / "drain.log")
+    service = start_drain_service(nats_server.url, tmp_path / "drain.log", nats_server.creds())
     received = []
     async with stream_request(bus, "test.drain.count", Count(to=15), Number) as numbers:
         async for number in numbers:
@@ -55,7 +57,7 @@ async def test_sigterm_lets_an_in_flight_stream_finish_then_exits_cleanly(
 async def test_a_stream_whose_server_is_killed_fails_fast_and_a_restart_serves_again(
     bus, nats_server, tmp_path
 ):
-    service = start_drain_service(nats_server.url, tmp_path / "drain.log")
+    service = start_drain_service(nats_server.url, tmp_path / "drain.log", nats_server.creds())
     received = []
     with pytest.raises(UpstreamError, match="went silent"):
         async with stream_request(
@@ -67,14 +69,14 @@ async def test_a_stream_whose_server_is_killed_fails_fast_and_a_restart_serves_a
                     service.kill()  # SIGKILL: no drain, no goodbye
     assert received[:3] == [0, 1, 2]
 
-    restarted = start_drain_service(nats_server.url, tmp_path / "drain2.log")
+    restarted = start_drain_service(nats_server.url, tmp_path / "drain2.log", nats_server.creds())
     async with stream_request(bus, "test.drain.count", Count(to=3), Number) as numbers:
         assert [n.n async for n in numbers] == [0, 1, 2]
     restarted.stop()
 
 
 async def test_after_shutdown_nobody_serves_the_subject(bus, nats_server, tmp_path):
-    service = start_drain_service(nats_server.url, tmp_path / "drain.log")
+    service = start_drain_service(nats_server.url, tmp_path / "drain.log", nats_server.creds())
     service.stop()
 
     try:
@@ -87,7 +89,7 @@ async def test_after_shutdown_nobody_serves_the_subject(bus, nats_server, tmp_pa
 
 
 def test_service_logs_are_json_lines_naming_the_service(nats_server, tmp_path):
-    service = start_drain_service(nats_server.url, tmp_path / "drain.log")
+    service = start_drain_service(nats_server.url, tmp_path / "drain.log", nats_server.creds())
     service.stop()
 
     # stdout is ours: every line of it must be a JSON object.

@@ -7,10 +7,10 @@ import asyncio
 import msgspec
 import pytest
 
-from revo_core.bus import Bus
 from revo_core.endpoints import Endpoints
 from revo_core.errors import BusUnavailable, InvalidRequest, RequestTimeout, UpstreamError
 from revo_core.streaming import stream_request
+from revo_core.testing.fixtures import operator_bus
 
 
 class Count(msgspec.Struct):
@@ -77,7 +77,7 @@ async def test_a_caller_that_breaks_off_stops_the_handler(bus, counter):
 
 
 async def test_a_caller_that_vanishes_is_noticed_by_ping(nats_server, counter):
-    caller = await Bus.connect(nats_server.url, name="vanishing")
+    caller = await operator_bus(nats_server, "vanishing")
     stream = stream_request(caller, "test.count", Count(to=1000, pause=0.05), Number)
     await stream.start()
     await anext(aiter(stream))

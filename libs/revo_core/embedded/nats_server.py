@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from revo_core.bus_authority import BusAuthority
 
 _LISTENING = re.compile(r"Listening for client connections on [\d.]+:(\d+)")
 _READY = "Server is ready"
@@ -26,13 +31,24 @@ def nats_server_binary() -> str:
 
 
 class NatsServer:
-    """nats-server on loopback; port 0 lets the server pick one, read back from its log."""
+    """nats-server on loopback; port 0 lets the server pick one, read back from its log.
 
-    def __init__(self, store_dir: Path, port: int = 0, monitor_port: int | None = None) -> None:
+    With an `authority`, every connection must authenticate with a credential it issued, and
+    each identity is held to its permissions (revo_contracts.bus_identities)."""
+
+    def __init__(
+        self,
+        store_dir: Path,
+        port: int = 0,
+        monitor_port: int | None = None,
+        authority: BusAuthority | None = None,
+    ) -> None:
         self.store_dir = Path(store_dir)
         self.log_file = self.store_dir / "nats-server.log"
+        self.config_file = self.store_dir / "nats-server.conf"
         self.requested_port = port
         self.monitor_port = monitor_port
+        self.authority = authority
         self.port: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -51,11 +67,35 @@ class NatsServer:
         ]  # fmt: skip
         if self.monitor_port:
             cmd += ["-m", str(self.monitor_port)]
+        if self.authority is not None:
+            cmd += ["-c", str(self.config_file)]
         return cmd
+
+    def write_config(self) -> None:
+        """The server's config file: the authority's trust (operator, accounts, revocations)."""
+        if self.authority is not None:
+            self.authority.write_server_config(self.config_file)
+
+    def reload(self) -> None:
+        """Write the config again and have the running server reload it (a revoked
+        credential is refused from then on). The authority is read again from its directory:
+        `revo creds revoke` may have changed it in another process."""
+        if self.authority is not None:
+            self.authority = type(self.authority).load_or_create(self.authority.directory)
+        self.write_config()
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGHUP)
+
+    def creds(self, identity: str = "operator") -> Path:
+        """The credentials file of `identity` on this server (the operator by default)."""
+        if self.authority is None:
+            raise EmbeddedProcessError("this nats-server has no authority: it needs no credentials")
+        return self.authority.creds_file(identity)
 
     def start(self, timeout: float = 15.0) -> NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self.log_file.unlink(missing_ok=True)
+        self.write_config()
         self.process = subprocess.Popen(
             self.command(),
             stdout=subprocess.DEVNULL,

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from revo_core.bus import Bus
+from revo_core.bus_authority import BusAuthority
 from revo_core.embedded.nats_server import NatsServer
 from revo_core.embedded.ports import free_port
 from revo_core.embedded.postgres import Postgres
@@ -44,9 +45,51 @@ def revo_tmp() -> Iterator[Path]:
     shutil.rmtree(base, ignore_errors=True)
 
 
+# The session's NATS authority: every nats-server a test starts trusts it, and every service
+# a test starts connects with its own credentials from it (service_env), so the tests run
+# under the permissions the platform runs under.
+_authority: BusAuthority | None = None
+# The servers started by nats_server_of: at the end of the session none of their logs may
+# show a permission violation (a service whose real traffic left its allow-lists).
+_checked_servers: list[NatsServer] = []
+
+
 @pytest.fixture(scope="session")
-def nats_server(revo_tmp: Path) -> Iterator[NatsServer]:
-    server = NatsServer(revo_tmp / "nats").start()
+def bus_authority(revo_tmp: Path) -> Iterator[BusAuthority]:
+    global _authority
+    _authority = BusAuthority.load_or_create(revo_tmp / "nats-auth")
+    # The `revo` CLI the tests run speaks as the operator, as on an operator's machine.
+    os.environ["NATS_CREDS"] = str(_authority.creds_file("operator"))
+    yield _authority
+    violations = [line for server in _checked_servers for line in permission_violations(server)]
+    assert not violations, "services went outside their NATS permissions:\n" + "\n".join(
+        violations[:20]
+    )
+
+
+def permission_violations(server: NatsServer) -> list[str]:
+    if not server.log_file.exists():
+        return []
+    return [line for line in server.log_file.read_text().splitlines() if "Violation" in line]
+
+
+def nats_server_of(store_dir: Path, authority: BusAuthority) -> NatsServer:
+    """A started nats-server that requires credentials of `authority`; the tests' own
+    traffic on it is checked for permission violations at the end of the session (attacks
+    belong on a server of their own)."""
+    server = NatsServer(store_dir, authority=authority).start()
+    _checked_servers.append(server)
+    return server
+
+
+async def operator_bus(server: NatsServer, name: str = "pytest") -> Bus:
+    """A connection as the operator (every subject allowed): tests play clients and fakes."""
+    return await Bus.connect(server.url, name=name, credentials=server.creds())
+
+
+@pytest.fixture(scope="session")
+def nats_server(revo_tmp: Path, bus_authority: BusAuthority) -> Iterator[NatsServer]:
+    server = nats_server_of(revo_tmp / "nats", bus_authority)
     yield server
     server.stop()
 
@@ -102,6 +145,8 @@ def service_env(
     if database_url is not None:
         own["database_url"] = database_url
     env = {"NATS_URL": nats_url, "OTEL_SERVICE_NAME": service, "OTEL_BSP_SCHEDULE_DELAY": "100"}
+    if _authority is not None:
+        env["NATS_CREDS"] = str(_authority.creds_file(service))
     env.update({prefix + name.upper(): str(value) for name, value in own.items()})
     if otlp_endpoint:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
@@ -118,7 +163,7 @@ def inference_env(nats_url: str, http_port: int, otlp_endpoint: str | None) -> d
 
 @pytest.fixture
 async def bus(nats_server: NatsServer) -> AsyncIterator[Bus]:
-    connection = await Bus.connect(nats_server.url, name="pytest")
+    connection = await operator_bus(nats_server)
     yield connection
     await connection.close()
 
@@ -263,8 +308,8 @@ def runner_factory(
 
 
 @pytest.fixture(scope="session")
-def scripted_nats(revo_tmp: Path) -> Iterator[NatsServer]:
-    server = NatsServer(revo_tmp / "nats-scripted").start()
+def scripted_nats(revo_tmp: Path, bus_authority: BusAuthority) -> Iterator[NatsServer]:
+    server = nats_server_of(revo_tmp / "nats-scripted", bus_authority)
     yield server
     server.stop()
 
@@ -273,7 +318,7 @@ def scripted_nats(revo_tmp: Path) -> Iterator[NatsServer]:
 async def scripted_model(scripted_nats: NatsServer) -> AsyncIterator[Any]:
     from revo_core.testing.scripted_model import ScriptedModel
 
-    connection = await Bus.connect(scripted_nats.url, name="scripted-model")
+    connection = await operator_bus(scripted_nats, "scripted-model")
     model = await ScriptedModel(connection).start()
     yield model
     await model.stop()
@@ -290,7 +335,7 @@ def scripted_runner(
 
 @pytest.fixture
 async def scripted_bus(scripted_nats: NatsServer) -> AsyncIterator[Bus]:
-    connection = await Bus.connect(scripted_nats.url, name="pytest-scripted")
+    connection = await operator_bus(scripted_nats, "pytest-scripted")
     yield connection
     await connection.close()
 

@@ -14,6 +14,7 @@ from revo_agent_runner.runner import Runner
 from revo_agent_runner.store import RunStore
 from revo_contracts import subjects
 from revo_contracts.runs import Answer, Cancel, ControlAck, RunControl
+from revo_core.audit import audit_event, record_audit
 from revo_core.logging import get_logger
 
 log = get_logger("revo.agent_runner.control")
@@ -48,6 +49,24 @@ class Controls:
             await self.store.record_control(_run_id(msg), control)
         except Exception as exc:
             log.error("recording a control message failed", run_id=_run_id(msg), error=str(exc))
+            return
+        if isinstance(control, Cancel):
+            await self._audit_cancel(_run_id(msg), control)
+
+    async def _audit_cancel(self, run_id: str, cancel: Cancel) -> None:
+        """One audit event per cancel (this subscription is in a queue group: one replica)."""
+        summary = await self.store.summary(run_id)
+        if summary is None:
+            return  # no such run: nothing was cancelled
+        event = audit_event(
+            summary.tenant,
+            cancel.actor or "unknown",
+            "run.cancelled",
+            target=run_id,
+            service="agent-runner",
+            reason=cancel.reason,
+        )
+        await record_audit(self.runner.bus, event)
 
     async def _apply(self, msg: Msg) -> None:
         control = _decode(msg)

@@ -92,15 +92,24 @@ def memory_world(
     memory_nats: AccountsNats, memory_factory, runner_factory, otlp_receiver, revo_tmp: Path
 ) -> Iterator[ServiceProcess]:
     base = revo_tmp / "agent-memory"
-    embedder = embed_only_inference(memory_nats.url_as("embed"), base, otlp_receiver.endpoint)
+    # This server has its own static accounts, not the session's authority: no credentials.
+    embedder = embed_only_inference(
+        memory_nats.url_as("embed"), base, otlp_receiver.endpoint, NATS_CREDS=""
+    )
     try:
         memory_factory.start(
-            memory_nats.url, "memory-for-agents", REVO_MEMORY_MAX_TEXT_CHARS=str(MAX_TEXT_CHARS)
+            memory_nats.url,
+            "memory-for-agents",
+            REVO_MEMORY_MAX_TEXT_CHARS=str(MAX_TEXT_CHARS),
+            NATS_CREDS="",
         )
         agents_file = write_test_agents_file(base / "agents.yaml")
         agents_file.write_text(agents_file.read_text() + MEMORY_AGENT_YAML)
         yield runner_factory.start(
-            memory_nats.url, "runner-memory", REVO_AGENT_RUNNER_AGENTS_FILE=str(agents_file)
+            memory_nats.url,
+            "runner-memory",
+            REVO_AGENT_RUNNER_AGENTS_FILE=str(agents_file),
+            NATS_CREDS="",
         )
     finally:
         embedder.stop()

@@ -14,22 +14,21 @@ import pytest
 from runner_testkit import RunRecord, follow, new_submit
 
 from revo_contracts.runs import RunGetRequest
-from revo_core.bus import Bus
-from revo_core.embedded.nats_server import NatsServer
 from revo_core.runs import event_type, get_run, submit_run
+from revo_core.testing.fixtures import nats_server_of, operator_bus
 from revo_core.testing.scripted_model import Reply, ScriptedModel, call
 
 
 @pytest.fixture(scope="module")
-def resume_nats(revo_tmp):
-    server = NatsServer(revo_tmp / "nats-resume").start()
+def resume_nats(revo_tmp, bus_authority):
+    server = nats_server_of(revo_tmp / "nats-resume", bus_authority)
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
 async def resume_world(resume_nats, runner_factory):
-    bus = await Bus.connect(resume_nats.url, name="pytest-resume")
+    bus = await operator_bus(resume_nats, "pytest-resume")
     model = await ScriptedModel(bus).start()
     runners = {
         name: runner_factory.start(resume_nats.url, name) for name in ("runner-a", "runner-b")

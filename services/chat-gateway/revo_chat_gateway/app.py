@@ -18,6 +18,7 @@ from revo_chat_gateway import (
     whoami,
     ws_chat,
 )
+from revo_chat_gateway.audit_log import AuditKeeper
 from revo_chat_gateway.auth import AUTHENTICATOR, LIMITER, Authenticator, auth_middleware
 from revo_chat_gateway.http_errors import error_middleware
 from revo_chat_gateway.http_tracing import tracing_middleware
@@ -26,15 +27,20 @@ from revo_chat_gateway.limits import RateLimiter
 from revo_chat_gateway.settings import GatewaySettings
 from revo_chat_gateway.tokens import TokenVerifier
 from revo_contracts import subjects
-from revo_contracts.gateway import KeyCreateRequest
+from revo_contracts.audit import AuditListRequest
+from revo_contracts.gateway import KeyCreateRequest, KeyCreateResponse
+from revo_contracts.streams import AUDIT
+from revo_core.audit import audit_event, record_audit
 from revo_core.db import apply_schema, connect_pool
 from revo_core.endpoints import Endpoints
+from revo_core.jetstream import ensure_streams
 from revo_core.logging import get_logger
 from revo_core.service import BUS, SETTINGS, create_service_app, serving_pool
 
 SERVICE = "chat-gateway"
 SCHEMA_SQL = Path(__file__).with_name("schema.sql")
 POOL: web.AppKey[asyncpg.Pool] = web.AppKey("pool", asyncpg.Pool)
+AUDIT_KEEPER: web.AppKey[AuditKeeper] = web.AppKey("audit_keeper", AuditKeeper)
 log = get_logger("revo.chat_gateway")
 
 
@@ -51,6 +57,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         settings.new_sessions_per_minute,
     )
     app.cleanup_ctx.append(_database_ctx)
+    app.cleanup_ctx.append(_audit_ctx)
     app.cleanup_ctx.append(_operator_endpoints_ctx)
     add_api_routes(app)
     return app
@@ -80,16 +87,45 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _operator_endpoints_ctx(app: web.Application) -> AsyncIterator[None]:
-    """`gateway.keys.create` on NATS: operators (who can reach NATS) create API keys."""
+    """Operator endpoints on NATS (only the operator's identity may publish to them):
+    `gateway.keys.create` (API keys) and `gateway.audit.list` (the audit log)."""
+    bus = app[BUS]
     keys = app[AUTHENTICATOR].keys
-    endpoints = Endpoints(app[BUS], "chat_gateway", description="API keys of the gateway")
+
+    async def create_key(request: KeyCreateRequest) -> KeyCreateResponse:
+        created = await keys.create(request)
+        await record_audit(
+            bus,
+            audit_event(
+                request.tenant,
+                "operator",
+                "key.created",
+                target=created.key_id,
+                service=SERVICE,
+                role=created.role,
+            ),
+        )
+        return created
+
+    endpoints = Endpoints(bus, "chat_gateway", description="API keys and the audit log")
     await endpoints.start()
+    group = subjects.GATEWAY_QUEUE_GROUP
     await endpoints.add(
-        "keys_create",
-        subjects.GATEWAY_KEYS_CREATE,
-        KeyCreateRequest,
-        keys.create,
-        subjects.GATEWAY_QUEUE_GROUP,
+        "keys_create", subjects.GATEWAY_KEYS_CREATE, KeyCreateRequest, create_key, group
+    )
+    await endpoints.add(
+        "audit_list", subjects.GATEWAY_AUDIT_LIST, AuditListRequest, app[AUDIT_KEEPER].list, group
     )
     yield
     await endpoints.stop(grace=5)
+
+
+async def _audit_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The audit log: the AUDIT stream (this service owns it) kept in gateway.audit."""
+    bus = app[BUS]
+    await ensure_streams(bus.js, (AUDIT,))
+    keeper = AuditKeeper(bus, app[POOL])
+    await keeper.start()
+    app[AUDIT_KEEPER] = keeper
+    yield
+    await keeper.stop()

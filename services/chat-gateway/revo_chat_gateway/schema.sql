@@ -29,3 +29,18 @@ CREATE TABLE IF NOT EXISTS gateway.session_items (
     PRIMARY KEY (session_id, seq)
 );
 CREATE INDEX IF NOT EXISTS sessions_tenant_created ON gateway.sessions (tenant, created_at DESC);
+
+-- The audit log (stream AUDIT, `audit.<tenant>`): who did what, append-only. Written only by
+-- the audit consumer; an event redelivered by JetStream is stored once (its id).
+CREATE TABLE IF NOT EXISTS gateway.audit (
+    event_id     text PRIMARY KEY,
+    tenant       text NOT NULL,
+    at           timestamptz NOT NULL,
+    actor        text NOT NULL,
+    action       text NOT NULL,
+    target       text NOT NULL DEFAULT '',
+    service      text NOT NULL DEFAULT '',
+    details      jsonb NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS audit_tenant_at ON gateway.audit (tenant, at DESC);
+CREATE INDEX IF NOT EXISTS audit_at ON gateway.audit (at DESC);

@@ -13,10 +13,9 @@ from gateway_testkit import base_url, hs256_token, http, openai_client, scripted
 
 from revo_contracts import subjects
 from revo_contracts.runs import RunGetRequest, RunSubmit
-from revo_core.embedded.nats_server import NatsServer
 from revo_core.errors import NotFound
 from revo_core.runs import get_run
-from revo_core.testing.fixtures import create_api_key
+from revo_core.testing.fixtures import create_api_key, nats_server_of
 from revo_core.testing.scripted_model import Reply, Script, call, text
 
 ANSWER = "Hello from revo, streamed word by word"
@@ -48,9 +47,9 @@ async def test_models_lists_each_agent_as_a_revo_model(scripted_gateway, key):
 AGENTS_OF_THE_TEST_RUNNER = ["assistant", "chatty", "code-analyst", "hasty", "scripted"]
 
 
-async def test_models_without_any_agent_runner_is_503(revo_tmp, gateway_factory):
+async def test_models_without_any_agent_runner_is_503(revo_tmp, gateway_factory, bus_authority):
     # A NATS of its own: other tests start runners on the shared ones.
-    server = NatsServer(revo_tmp / "nats-no-runner").start()
+    server = nats_server_of(revo_tmp / "nats-no-runner", bus_authority)
     try:
         gateway = await asyncio.to_thread(gateway_factory.start, server.url, "gateway-alone")
         status, _, body = await asyncio.to_thread(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from revo_contracts import subjects
+from revo_contracts.audit import AuditEvent
 from revo_contracts.ledger import (
     BudgetRequest,
     PricesReloadRequest,
@@ -11,6 +12,7 @@ from revo_contracts.ledger import (
     ReserveRequest,
     SettleRequest,
 )
+from revo_core.audit import audit_event, record_audit
 from revo_core.bus import Bus
 from revo_core.endpoints import Endpoints
 from revo_cost_ledger.budgets import BudgetBook
@@ -26,7 +28,14 @@ async def start_endpoints(
     group = subjects.LEDGER_QUEUE_GROUP
     await endpoints.add("reserve", subjects.LEDGER_RESERVE, ReserveRequest, budgets.reserve, group)
     await endpoints.add("settle", subjects.LEDGER_SETTLE, SettleRequest, budgets.settle, group)
-    await endpoints.add("budget", subjects.LEDGER_BUDGET, BudgetRequest, budgets.budget, group)
+
+    async def budget(request: BudgetRequest):
+        status = await budgets.budget(request)
+        if request.action != "get":
+            await record_audit(bus, _budget_audit(request))
+        return status
+
+    await endpoints.add("budget", subjects.LEDGER_BUDGET, BudgetRequest, budget, group)
     await endpoints.add("report", subjects.LEDGER_REPORT, ReportRequest, reports.report, group)
 
     async def reload(_: PricesReloadRequest):
@@ -37,3 +46,16 @@ async def start_endpoints(
         "prices_reload", subjects.LEDGER_PRICES_RELOAD, PricesReloadRequest, reload, group
     )
     return endpoints
+
+
+def _budget_audit(request: BudgetRequest) -> AuditEvent:
+    """Only the operator's identity may publish ledger.budget (bus_identities)."""
+    return audit_event(
+        request.tenant,
+        "operator",
+        "budget.set" if request.action == "set" else "budget.deleted",
+        target=f"key:{request.api_key_id}" if request.api_key_id else "tenant",
+        service="cost-ledger",
+        period=request.period,
+        limit_micros=request.limit_micros,
+    )

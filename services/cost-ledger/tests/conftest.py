@@ -13,13 +13,14 @@ from revo_core.bus import Bus
 from revo_core.embedded.nats_server import NatsServer
 from revo_core.embedded.service_process import ServiceProcess
 from revo_core.jetstream import ensure_streams
+from revo_core.testing.fixtures import nats_server_of, operator_bus
 
 TEST_PRICES = Path(__file__).with_name("prices_for_tests.yaml")
 
 
 @pytest.fixture(scope="session")
-def ledger_nats(revo_tmp: Path) -> Iterator[NatsServer]:
-    server = NatsServer(revo_tmp / "nats-ledger").start()
+def ledger_nats(revo_tmp: Path, bus_authority) -> Iterator[NatsServer]:
+    server = nats_server_of(revo_tmp / "nats-ledger", bus_authority)
     yield server
     server.stop()
 
@@ -41,23 +42,23 @@ def ledger(ledger_nats, ledger_factory, test_prices_file) -> ServiceProcess:
 
 @pytest.fixture
 async def ledger_bus(ledger_nats: NatsServer) -> AsyncIterator[Bus]:
-    connection = await Bus.connect(ledger_nats.url, name="pytest-ledger")
+    connection = await operator_bus(ledger_nats, "pytest-ledger")
     await ensure_streams(connection.js)
     yield connection
     await connection.close()
 
 
 @pytest.fixture
-def own_nats(revo_tmp: Path, request) -> Iterator[NatsServer]:
+def own_nats(revo_tmp: Path, request, bus_authority) -> Iterator[NatsServer]:
     """A NATS for one test, whose ledgers nobody else shares."""
-    server = NatsServer(revo_tmp / f"nats-{request.node.name[:40]}").start()
+    server = nats_server_of(revo_tmp / f"nats-{request.node.name[:40]}", bus_authority)
     yield server
     server.stop()
 
 
 @pytest.fixture
 async def own_bus(own_nats: NatsServer) -> AsyncIterator[Bus]:
-    connection = await Bus.connect(own_nats.url, name="pytest-own")
+    connection = await operator_bus(own_nats, "pytest-own")
     await ensure_streams(connection.js)
     yield connection
     await connection.close()

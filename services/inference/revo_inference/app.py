@@ -10,6 +10,7 @@ from aiohttp import web
 
 from revo_contracts import subjects
 from revo_contracts.inference import ChatRequest, EmbedRequest, ModelsRequest
+from revo_contracts.streams import USAGE
 from revo_core.endpoints import Endpoints
 from revo_core.jetstream import ensure_streams
 from revo_core.logging import get_logger
@@ -84,7 +85,7 @@ async def _providers_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _endpoints_ctx(app: web.Application) -> AsyncIterator[None]:
     settings: InferenceSettings = app[SETTINGS]  # type: ignore[assignment]
     bus = app[BUS]
-    await ensure_streams(bus.js)
+    await ensure_streams(bus.js, (USAGE,))
     usage = UsagePublisher(bus)
     cloud = CloudCaller(bus, app[CONFIG].routing.ledger_timeout_s)
     handlers = InferenceHandlers(app[REGISTRY], usage, app[ROUTER], cloud)

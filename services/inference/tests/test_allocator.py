@@ -12,10 +12,9 @@ import pytest
 
 from revo_contracts import subjects
 from revo_contracts.inference import EmbedRequest, EmbedResponse
-from revo_core.bus import Bus
 from revo_core.embedded.nats_server import NatsServer
 from revo_core.embedded.service_process import ServiceProcess
-from revo_core.testing.fixtures import embed_only_inference
+from revo_core.testing.fixtures import embed_only_inference, nats_server_of, operator_bus
 from revo_inference.allocator import keep_freed_memory
 
 WORDS = ["build", "test", "failed", "import", "header", "token", "retry", "cache"]
@@ -44,11 +43,11 @@ async def embed(bus, batch: list[str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def embed_only(revo_tmp: Path) -> Iterator[tuple[NatsServer, ServiceProcess]]:
+def embed_only(revo_tmp: Path, bus_authority) -> Iterator[tuple[NatsServer, ServiceProcess]]:
     """An embed-only service, as the memory service uses (the session's inference service,
     with its chat engine loaded too, did not fault even without the settings), on a NATS of
     its own so that it alone answers inference.embed."""
-    nats = NatsServer(revo_tmp / "nats-allocator").start()
+    nats = nats_server_of(revo_tmp / "nats-allocator", bus_authority)
     service = embed_only_inference(nats.url, revo_tmp / "allocator")
     yield nats, service
     service.stop()
@@ -57,7 +56,7 @@ def embed_only(revo_tmp: Path) -> Iterator[tuple[NatsServer, ServiceProcess]]:
 
 async def test_embedding_passes_do_not_fault_their_memory_back_in(embed_only):
     nats, service = embed_only
-    bus = await Bus.connect(nats.url, name="pytest-allocator")
+    bus = await operator_bus(nats, "pytest-allocator")
     try:
         for seed in range(2):
             await embed(bus, texts(seed))

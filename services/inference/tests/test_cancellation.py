@@ -7,9 +7,9 @@ from inference_testkit import EMBEDDED_CHAT_MODEL, chat_request
 
 from revo_contracts import subjects
 from revo_contracts.inference import ChatChunk
-from revo_core.bus import Bus
 from revo_core.errors import RequestTimeout
 from revo_core.streaming import stream_request
+from revo_core.testing.fixtures import operator_bus
 from revo_core.testing.metrics import metric_value, wait_for_metric
 
 UNFINISHED = "revo_inference_unfinished_requests"
@@ -42,7 +42,7 @@ async def test_a_caller_that_disappears_is_detected_and_its_request_aborted(
     nats_server, inference_service
 ):
     before = metric_value(inference_service, CANCELLED, reason="caller_gone")
-    caller = await Bus.connect(nats_server.url, name="vanishing-caller")
+    caller = await operator_bus(nats_server, "vanishing-caller")
     stream = stream_request(caller, subjects.INFERENCE_CHAT, long_request(), ChatChunk)
     await stream.start()
     await anext(aiter(stream))

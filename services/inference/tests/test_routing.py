@@ -27,7 +27,12 @@ from revo_core.embedded.service_process import ServiceProcess
 from revo_core.errors import BudgetExceeded, Forbidden, UpstreamError
 from revo_core.jetstream import ensure_streams
 from revo_core.streaming import stream_request
-from revo_core.testing.fixtures import INFERENCE_READY_TIMEOUT_S, inference_env
+from revo_core.testing.fixtures import (
+    INFERENCE_READY_TIMEOUT_S,
+    inference_env,
+    nats_server_of,
+    operator_bus,
+)
 from revo_core.testing.metrics import metric_value
 from revo_core.testing.openai_server import OpenAIServer
 
@@ -87,8 +92,8 @@ LONG_PROMPT = "word " * 2100  # beyond the local model's 2048-token context
 
 
 @pytest.fixture(scope="module")
-def routing_nats(revo_tmp: Path) -> Iterator[NatsServer]:
-    server = NatsServer(revo_tmp / "nats-routing").start()
+def routing_nats(revo_tmp: Path, bus_authority) -> Iterator[NatsServer]:
+    server = nats_server_of(revo_tmp / "nats-routing", bus_authority)
     yield server
     server.stop()
 
@@ -142,7 +147,7 @@ def router_service(
 
 @pytest.fixture
 async def rbus(routing_nats, router_service, cloud) -> AsyncIterator[Bus]:
-    connection = await Bus.connect(routing_nats.url, name="pytest-routing")
+    connection = await operator_bus(routing_nats, "pytest-routing")
     await ensure_streams(connection.js)
     cloud.reset()
     yield connection

@@ -13,12 +13,17 @@ from memory_testkit import SUMMARY_RETENTION_S
 from revo_core.bus import Bus
 from revo_core.embedded.nats_server import NatsServer
 from revo_core.embedded.service_process import ServiceProcess
-from revo_core.testing.fixtures import ServiceFactory, embed_only_inference
+from revo_core.testing.fixtures import (
+    ServiceFactory,
+    embed_only_inference,
+    nats_server_of,
+    operator_bus,
+)
 
 
 @pytest.fixture(scope="session")
-def memory_nats(revo_tmp: Path) -> Iterator[NatsServer]:
-    server = NatsServer(revo_tmp / "nats-memory").start()
+def memory_nats(revo_tmp: Path, bus_authority) -> Iterator[NatsServer]:
+    server = nats_server_of(revo_tmp / "nats-memory", bus_authority)
     yield server
     server.stop()
 
@@ -45,6 +50,6 @@ def memory(memory_nats, embed_inference, memory_factory: ServiceFactory) -> Serv
 
 @pytest.fixture
 async def mbus(memory_nats: NatsServer, memory: ServiceProcess) -> AsyncIterator[Bus]:
-    connection = await Bus.connect(memory_nats.url, name="pytest-memory")
+    connection = await operator_bus(memory_nats, "pytest-memory")
     yield connection
     await connection.close()

@@ -24,6 +24,7 @@ from revo_core.bus import Bus
 from revo_core.codec import decode, encode
 from revo_core.embedded.nats_server import NatsServer
 from revo_core.errors import UpstreamError
+from revo_core.testing.fixtures import nats_server_of, operator_bus
 
 MODEL, DIMENSIONS = "all-minilm-l6-v2", 384
 
@@ -63,15 +64,15 @@ def _vector(text: str) -> list[float]:
 
 
 @pytest.fixture(scope="module")
-def down_nats(revo_tmp: Path) -> Iterator[NatsServer]:
-    server = NatsServer(revo_tmp / "nats-memory-down").start()
+def down_nats(revo_tmp: Path, bus_authority) -> Iterator[NatsServer]:
+    server = nats_server_of(revo_tmp / "nats-memory-down", bus_authority)
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
 async def fake_world(down_nats, memory_factory) -> AsyncIterator[tuple[Bus, FakeEmbedder]]:
-    bus = await Bus.connect(down_nats.url, name="pytest-fake-embed")
+    bus = await operator_bus(down_nats, "pytest-fake-embed")
     fake = FakeEmbedder(bus)
     await fake.start()
     # In a thread: the fake answers the memory service's start-up probe from this loop.

@@ -1,0 +1,154 @@
+"""The audit log's keeper: consumes stream AUDIT (durable `chat-gateway-audit`) into
+`gateway.audit`, and lists it (`gateway.audit.list` for operators, `GET /v1/audit` for a
+tenant's admins).
+
+An event is acked once stored; one whose tenant differs from its subject's tenant token is
+refused and logged (`tenant_mismatch`: a forged or misrouted event); a malformed one is
+logged and terminated. A Postgres failure leaves the event in the stream for redelivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+
+import asyncpg
+import msgspec
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from revo_contracts.audit import AuditEvent, AuditListRequest, AuditListResponse
+from revo_contracts.streams import AUDIT
+from revo_core.bus import Bus
+from revo_core.logging import get_logger
+
+CONSUMER = "chat-gateway-audit"
+BATCH = 64
+POLL_S = 1.0
+log = get_logger("revo.chat_gateway.audit")
+_decoder = msgspec.json.Decoder(AuditEvent)
+
+
+class AuditKeeper:
+    def __init__(self, bus: Bus, pool: asyncpg.Pool) -> None:
+        self.bus = bus
+        self.pool = pool
+        self._loop: asyncio.Task[None] | None = None
+        self._subscription = None
+
+    async def start(self) -> None:
+        config = ConsumerConfig(
+            durable_name=CONSUMER,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=30,
+            max_deliver=-1,
+            filter_subject="audit.>",
+        )
+        await self.bus.js.add_consumer(AUDIT.name, config)
+        self._subscription = await self.bus.js.pull_subscribe_bind(
+            durable=CONSUMER, stream=AUDIT.name
+        )
+        self._loop = asyncio.create_task(self._consume(), name="audit-consume")
+
+    async def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+        if self._subscription is not None:
+            with contextlib.suppress(Exception):
+                await self._subscription.unsubscribe()
+
+    async def _consume(self) -> None:
+        while True:
+            try:
+                msgs = await self._subscription.fetch(BATCH, timeout=POLL_S)
+            except (NatsTimeout, TimeoutError):
+                continue
+            except Exception as exc:  # NATS away for now: keep trying, never die
+                log.warning("fetching audit events failed", error=str(exc))
+                await asyncio.sleep(0.5)
+                continue
+            for msg in msgs:
+                await self._keep(msg)
+
+    async def _keep(self, msg: Msg) -> None:
+        event = _accepted(msg)
+        if event is None:
+            await msg.term()
+            return
+        try:
+            await self._insert(event)
+        except (asyncpg.PostgresError, OSError) as exc:
+            log.warning("audit event not stored yet", event_id=event.event_id, error=str(exc))
+            await msg.nak(delay=1.0)
+            return
+        await msg.ack()
+
+    async def _insert(self, event: AuditEvent) -> None:
+        await self.pool.execute(
+            "INSERT INTO gateway.audit (event_id, tenant, at, actor, action, target, service, "
+            "details) VALUES ($1, $2, to_timestamp($3), $4, $5, $6, $7, $8::jsonb) "
+            "ON CONFLICT (event_id) DO NOTHING",
+            event.event_id,
+            event.tenant,
+            event.at,
+            event.actor,
+            event.action,
+            event.target,
+            event.service,
+            msgspec.json.encode(event.details).decode(),
+        )
+
+    async def list(self, request: AuditListRequest) -> AuditListResponse:
+        rows = await self.pool.fetch(
+            "SELECT event_id, tenant, extract(epoch FROM at) AS at, actor, action, target, "
+            "service, details::text AS details FROM gateway.audit "
+            "WHERE ($1::text IS NULL OR tenant = $1) AND ($2::timestamptz IS NULL OR at >= $2) "
+            "AND ($3::text IS NULL OR action = $3) ORDER BY at DESC, event_id LIMIT $4",
+            request.tenant,
+            _timestamp(request.since),
+            request.action,
+            request.limit,
+        )
+        return AuditListResponse(events=[_event(row) for row in rows])
+
+
+def _accepted(msg: Msg) -> AuditEvent | None:
+    try:
+        event = _decoder.decode(msg.data)
+    except msgspec.DecodeError as exc:
+        log.error("malformed audit event dropped", subject=msg.subject, error=str(exc))
+        return None
+    subject_tenant = msg.subject.split(".", 1)[1]
+    if event.tenant != subject_tenant:
+        log.error(
+            "audit event dropped: tenant_mismatch",
+            subject=msg.subject,
+            event_tenant=event.tenant,
+            event_id=event.event_id,
+        )
+        return None
+    return event
+
+
+def _timestamp(since: float | None) -> datetime.datetime | None:
+    if since is None:
+        return None
+    return datetime.datetime.fromtimestamp(since, datetime.UTC)
+
+
+def _event(row: asyncpg.Record) -> AuditEvent:
+    return AuditEvent(
+        event_id=row["event_id"],
+        tenant=row["tenant"],
+        at=float(row["at"]),
+        actor=row["actor"],
+        action=row["action"],
+        target=row["target"],
+        service=row["service"],
+        details=msgspec.json.decode(row["details"]),
+    )
