@@ -35,7 +35,7 @@ def fuzzed_gateway(scripted_nats, scripted_runner, scripted_ledger, gateway_fact
         REVO_CHAT_GATEWAY_RATE_LIMIT_PER_MINUTE="1000000",
         REVO_CHAT_GATEWAY_NEW_SESSIONS_PER_MINUTE="1000000",
         REVO_CHAT_GATEWAY_MAX_CONCURRENT_RUNS="64",
-        REVO_CHAT_GATEWAY_RUN_TIMEOUT_S="20",
+        REVO_CHAT_GATEWAY_RUN_TIMEOUT_S="30",
     )
 
 
