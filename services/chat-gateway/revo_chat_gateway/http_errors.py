@@ -63,6 +63,15 @@ def from_http_exception(exc: web.HTTPException) -> web.Response:
     return json_error(exc.status, exc.text or exc.reason, code, headers)
 
 
+# Set once a response's headers went out (a stream began): no other answer can follow.
+_ANSWER_BEGAN: web.RequestKey[bool] = web.RequestKey("answer_began", bool)
+
+
+async def mark_answer_began(request: web.Request, _: web.StreamResponse) -> None:
+    """`on_response_prepare` signal: the answer's headers are going out now."""
+    request[_ANSWER_BEGAN] = True
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every error answered in OpenAI's shape; an unexpected exception is logged with its
@@ -74,6 +83,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         return from_http_exception(exc)
     except Exception:
+        if request.get(_ANSWER_BEGAN):
+            # A second answer would be written into the first one's body: aiohttp closes
+            # the connection instead, and the client sees a stream cut short.
+            raise
         log.exception("request failed", method=request.method, path=request.path)
         return internal_error()
 

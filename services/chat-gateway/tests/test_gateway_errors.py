@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from gateway_testkit import base_url, http
 from structlog.testing import capture_logs
 
-from revo_chat_gateway.http_errors import error_middleware
+from revo_chat_gateway.http_errors import error_middleware, mark_answer_began
 from revo_chat_gateway.http_tracing import tracing_middleware
 from revo_contracts import subjects
 from revo_core import headers
@@ -45,6 +46,25 @@ async def test_an_unexpected_exception_is_logged_with_its_trace_and_answered_int
     assert trace_id in error["message"]
     failed = [line for line in logs if line["event"] == "request failed"]
     assert failed and failed[0]["path"] == "/v1/broken" and failed[0].get("exc_info")
+
+
+async def test_an_exception_once_a_stream_began_cuts_it_short_without_a_second_answer():
+    async def half_stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b"data: first\n\n")
+        raise KeyError("secret-detail-of-the-bug")
+
+    app = web.Application(middlewares=[error_middleware])
+    app.on_response_prepare.append(mark_answer_began)
+    app.router.add_get("/v1/half", half_stream)
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get("/v1/half")
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await response.read()
+
+    assert response.status == 200
+    assert response.content_type == "text/event-stream"
 
 
 async def test_a_body_over_the_size_limit_is_a_413_in_openais_shape(scripted_gateway, scripted_bus):
