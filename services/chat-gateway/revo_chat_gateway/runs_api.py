@@ -29,6 +29,10 @@ async def list_tenant_runs(request: web.Request) -> web.Response:
         filters = msgspec.convert(query, RunListRequest, strict=False)
     except msgspec.ValidationError as exc:
         raise HttpError(400, f"invalid query: {exc}", "invalid_request") from None
+    # strict=False also reads `status=null` as None (every status): a value given is a filter.
+    for name in query:
+        if getattr(filters, name) is None:
+            raise HttpError(400, f"invalid query: {name}={query[name]}", "invalid_request")
     listed = await list_runs(request.app[BUS], filters)
     return web.json_response(msgspec.to_builtins(listed))
 
