@@ -17,6 +17,8 @@ from revo_contracts.runs import AgentName, RunEvent, RunId
 
 TRACEPARENT_PATTERN = r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
 SessionId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+# An item's number in its session: Postgres keeps it as a 4-byte integer.
+Seq = Annotated[int, Meta(ge=0, le=2**31 - 1)]
 
 
 class ChatFrame(msgspec.Struct, kw_only=True, tag_field="type", omit_defaults=True):
@@ -31,13 +33,14 @@ class ChatHello(ChatFrame, tag="hello"):
     `last_seq`; optional: the first `message` opens a new session."""
 
     session_id: SessionId | None = None
-    last_seq: Annotated[int, Meta(ge=0)] = 0
+    last_seq: Seq = 0
 
 
 class ChatUserMessage(ChatFrame, tag="message"):
     """A user message; `@name ` before the text picks the agent when `agent` is absent."""
 
-    content: Annotated[str, Meta(min_length=1)]
+    # No NUL: Postgres's text holds any character but that one.
+    content: Annotated[str, Meta(min_length=1, pattern=r"^[^\x00]*$")]
     agent: AgentName | None = None
     # W3C trace context: the message's run joins the client's trace. Without it, each
     # message starts a trace of its own (linked to the socket's).

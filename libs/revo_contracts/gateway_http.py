@@ -60,18 +60,55 @@ class ModelList(msgspec.Struct, kw_only=True):
 # -- chat completions ---------------------------------------------------------------------
 
 
+# Text a run or a session keeps: Postgres's text holds any character but NUL.
+Text = Annotated[str, Meta(pattern=r"^[^\x00]*$")]
+
+
 class TextPart(msgspec.Struct, kw_only=True):
     """One part of a multi-part `content`; only text parts carry meaning for our agents."""
 
     type: str
-    text: str = ""
+    text: Text = ""
 
 
-class RequestMessage(msgspec.Struct, kw_only=True):
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[TextPart] | None = None
-    name: str | None = None
-    tool_call_id: str | None = None
+MessageContent = Text | list[TextPart]
+
+
+class _RequestMessage(msgspec.Struct, kw_only=True, tag_field="role"):
+    """A message of the conversation, by its `role` (OpenAI's message types): `content` is
+    required but for an assistant's (one that called tools instead)."""
+
+    name: Text | None = None
+    tool_call_id: Text | None = None
+
+    @property
+    def role(self) -> str:
+        return self.__struct_config__.tag  # type: ignore[return-value]
+
+
+class SystemMessage(_RequestMessage, tag="system"):
+    content: MessageContent
+
+
+class DeveloperMessage(_RequestMessage, tag="developer"):
+    content: MessageContent
+
+
+class UserMessage(_RequestMessage, tag="user"):
+    content: MessageContent
+
+
+class AssistantMessage(_RequestMessage, tag="assistant"):
+    content: MessageContent | None = None
+
+
+class ToolMessage(_RequestMessage, tag="tool"):
+    content: MessageContent
+
+
+RequestMessage = SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | ToolMessage
+ANSWERABLE_ROLES = ("user", "assistant", "tool")
+_ANSWERABLE = {"properties": {"role": {"enum": list(ANSWERABLE_ROLES)}}, "required": ["role"]}
 
 
 class StreamOptions(msgspec.Struct, kw_only=True):
@@ -85,7 +122,10 @@ class ChatCompletionBody(msgspec.Struct, kw_only=True):
     (or the older `max_tokens`) caps the answer, which then finishes with "length" when cut;
     temperature is accepted, but each agent's definition decides it."""
 
-    messages: Annotated[list[RequestMessage], Meta(min_length=1)]
+    # Not only system (developer) messages: an agent needs something to answer.
+    messages: Annotated[
+        list[RequestMessage], Meta(min_length=1, extra_json_schema={"contains": _ANSWERABLE})
+    ]
     model: str = "auto"
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -93,7 +133,7 @@ class ChatCompletionBody(msgspec.Struct, kw_only=True):
     max_completion_tokens: Annotated[int, Meta(ge=1)] | None = None
     temperature: float | None = None
     # The end user the application names; runs carry at most 256 characters of it.
-    user: Annotated[str, Meta(max_length=256)] | None = None
+    user: Annotated[str, Meta(max_length=256, pattern=r"^[^\x00]*$")] | None = None
 
 
 class CompletionUsage(msgspec.Struct, kw_only=True):

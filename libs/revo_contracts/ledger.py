@@ -26,6 +26,9 @@ Ident = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
 Micros = Annotated[int, Meta(ge=0, le=10**12)]
 Tokens = Annotated[int, Meta(ge=0, le=100_000_000)]
 Period = Literal["day", "month"]
+# A unix time a report can name: from 1970 through the last second of the year 9999 (what
+# a date can hold; beyond it a report's day cannot be computed).
+ReportTime = Annotated[float, Meta(ge=0, le=253_402_300_799)]
 
 
 # -- budgets ------------------------------------------------------------------------------
@@ -118,8 +121,8 @@ class ReportRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     default the last 30 days up to today). Without `tenant`: every tenant (operators)."""
 
     tenant: TenantId | None = None
-    since: float | None = None
-    until: float | None = None
+    since: ReportTime | None = None
+    until: ReportTime | None = None
     top_runs: Annotated[int, Meta(ge=0, le=100)] = 10
 
 

@@ -199,8 +199,9 @@ class RunListRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     # None lists every tenant's runs (an operator's view); the gateway always sets it.
     tenant: TenantId | None = None
     status: RunStatus | None = None
-    agent: str | None = None
-    session_id: str | None = None
+    # Patterns: Postgres refuses what no agent or session is named (a NUL byte, ...).
+    agent: AgentName | None = None
+    session_id: RunId | None = None  # a session id has a run id's shape
     # Only the runs this owner started (RunSubmit.owner); None: everyone's.
     owner: Owner | None = None
     limit: Annotated[int, Meta(ge=1, le=500)] = 50

@@ -36,6 +36,10 @@ def decode(data: bytes, kind: type[T]) -> T:
         raise InvalidRequest(str(exc), {"field": _field_of(str(exc))}) from None
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"malformed JSON: {exc}") from None
+    except RecursionError:
+        # msgspec decodes nesting by recursion and stops where Python's stack would end:
+        # the sender's fault, like any malformed JSON.
+        raise InvalidRequest("malformed JSON: nested too deep") from None
 
 
 _MISSING = re.compile(r"missing required field `([^`]+)`")

@@ -152,7 +152,9 @@ class Endpoints:
                 span.record_exception(exc)
                 span.set_status(StatusCode.ERROR, repr(exc))
                 log.exception("request failed", endpoint=name)
-                internal = InternalError(f"{exc.__class__.__name__}: {exc}")
+                # The exception's words stay in the log: the caller gets where to look.
+                trace_id, _ = tracing.current_ids()
+                internal = InternalError(f"internal error in {self._name} (trace {trace_id})")
                 await _respond_error(self._bus.nc, msg, internal)
             finally:
                 in_flight.dec()

@@ -7,7 +7,9 @@ import datetime
 import re
 import time
 
-_AGO = re.compile(r"^(\d+)([dhm])$")
+# At most 9 digits: int() of thousands refuses with Python's own words, and no report
+# goes back further than a billion days anyway.
+_AGO = re.compile(r"^(\d{1,9})([dhm])$")
 _UNIT_S = {"d": 86_400, "h": 3_600, "m": 60}
 
 

@@ -23,6 +23,7 @@ from revo_chat_gateway import (
 )
 from revo_chat_gateway.audit_log import AuditKeeper
 from revo_chat_gateway.auth import AUTHENTICATOR, LIMITER, Authenticator, auth_middleware
+from revo_chat_gateway.http_errors import error_middleware, mark_answer_began
 from revo_chat_gateway.http_tracing import tracing_middleware
 from revo_chat_gateway.key_admin import KEY_ADMIN, KeyAdmin, revoked_keys_ctx
 from revo_chat_gateway.keys import KeyStore
@@ -49,8 +50,15 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app = create_service_app(SERVICE, settings)
     app._client_max_size = settings.max_message_bytes
     app.middlewares.append(tracing_middleware)
+    # Inside the span (its status is the answer's), around everything else.
+    app.middlewares.append(error_middleware)
+    app.on_response_prepare.append(mark_answer_began)
     app.middlewares.append(auth_middleware())
-    app[LIMITER] = RateLimiter(settings.rate_limit_per_minute, settings.max_concurrent_runs)
+    app[LIMITER] = RateLimiter(
+        settings.rate_limit_per_minute,
+        settings.max_concurrent_runs,
+        settings.new_sessions_per_minute,
+    )
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_audit_ctx)
     app.cleanup_ctx.append(_operator_endpoints_ctx)

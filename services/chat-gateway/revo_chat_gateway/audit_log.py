@@ -82,6 +82,12 @@ class AuditKeeper:
             return
         try:
             await self._insert(event)
+        except asyncpg.DataError as exc:
+            # A value Postgres will never take (a NUL character, a time out of range): a
+            # redelivery would fail the same way for ever, so it is dropped, and said.
+            log.error("audit event dropped: not storable", event_id=event.event_id, error=str(exc))
+            await msg.term()
+            return
         except (asyncpg.PostgresError, OSError) as exc:
             log.warning("audit event not stored yet", event_id=event.event_id, error=str(exc))
             await msg.nak(delay=1.0)
@@ -120,8 +126,8 @@ class AuditKeeper:
 def _accepted(msg: Msg) -> AuditEvent | None:
     try:
         event = _decoder.decode(msg.data)
-    except msgspec.DecodeError as exc:
-        log.error("malformed audit event dropped", subject=msg.subject, error=str(exc))
+    except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: nested too deep
+        log.error("malformed audit event dropped", subject=msg.subject, error=repr(exc)[:200])
         return None
     subject_tenant = msg.subject.split(".", 1)[1]
     if event.tenant != subject_tenant:

@@ -7,6 +7,8 @@ credentials only: a `tenant` in the query is ignored, so no caller reads another
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import msgspec
 from aiohttp import web
 
@@ -33,8 +35,8 @@ def _report_request(request: web.Request) -> ReportRequest:
     try:
         fields = {
             "tenant": principal_of(request).tenant,
-            "since": parse_when(query.get("since")),
-            "until": parse_when(query.get("until")),
+            "since": _when(query, "since"),
+            "until": _when(query, "until"),
         }
         if "top" in query:
             fields["top_runs"] = query["top"]
@@ -42,6 +44,14 @@ def _report_request(request: web.Request) -> ReportRequest:
         return msgspec.convert(fields, ReportRequest, strict=False)
     except (ValueError, msgspec.ValidationError) as exc:
         raise HttpError(400, f"invalid query: {exc}", "invalid_request") from None
+
+
+def _when(query: Mapping[str, str], name: str) -> float | None:
+    # Empty (`?since=`) is unset, as a form sends a field left blank.
+    try:
+        return parse_when(query.get(name) or None)
+    except ValueError as exc:
+        raise HttpError(400, f"invalid query: {name}: {exc}", "invalid_request") from None
 
 
 def add_routes(app: web.Application) -> None:

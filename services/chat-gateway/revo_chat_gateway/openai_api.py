@@ -18,6 +18,7 @@ from revo_chat_gateway.auth import LIMITER, limit_key, principal_of
 from revo_chat_gateway.http_errors import HttpError
 from revo_chat_gateway.openai_stream import Completion, answer_as_json, answer_as_stream
 from revo_contracts.gateway_http import (
+    ANSWERABLE_ROLES,
     ChatCompletionBody,
     ModelEntry,
     ModelList,
@@ -52,10 +53,12 @@ async def list_models(request: web.Request) -> web.Response:
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     body = await read_body(request)
     principal = principal_of(request)
+    # Checked before anything is sent: a stream cannot turn into a 404 once it has begun.
+    agent = await known_agent(request.app[AGENT_CATALOG], body.model)
     submit = RunSubmit(
         run_id=new_run_id(),
         tenant=principal.tenant,
-        agent=agent_of(body.model),
+        agent=agent,
         messages=[as_chat_message(m) for m in body.messages],
         user=principal.user(body.user),
         answer_max_tokens=body.max_completion_tokens or body.max_tokens,
@@ -81,13 +84,48 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 async def read_body(request: web.Request) -> ChatCompletionBody:
-    raw = await request.read()  # over the size limit: aiohttp answers 413 itself
+    refuse_unless_json(request)
+    body = decode_body(await request.read())  # over the size limit: aiohttp raises 413
+    if not any(message.role in ANSWERABLE_ROLES for message in body.messages):
+        # The schema's `contains`, which msgspec does not check: refused before a run.
+        raise HttpError(
+            400,
+            "invalid request body: `messages` has no user, assistant or tool message",
+            "invalid_request",
+        )
+    return body
+
+
+def decode_body(raw: bytes) -> ChatCompletionBody:
     try:
         return _body_decoder.decode(raw)
     except msgspec.ValidationError as exc:
         raise HttpError(400, f"invalid request body: {exc}", "invalid_request") from None
     except msgspec.DecodeError as exc:
         raise HttpError(400, f"request body is not valid JSON: {exc}", "invalid_request") from None
+    except RecursionError:  # msgspec's refusal of nesting deeper than the stack holds
+        raise HttpError(
+            400, "request body is not valid JSON: nested too deep", "invalid_request"
+        ) from None
+
+
+# A body that says it is a form or text is not read as JSON, whatever it holds; one that
+# names no type (aiohttp reads it as octet-stream) is.
+_JSON_TYPES = ("application/json", "application/octet-stream")
+
+
+def refuse_unless_json(request: web.Request) -> None:
+    kind = request.content_type
+    if kind not in _JSON_TYPES and not kind.endswith("+json"):
+        raise HttpError(415, f"the body must be application/json, not {kind}", "invalid_request")
+
+
+async def known_agent(catalog: AgentCatalog, model: str) -> str:
+    """The agent `model` names, or 404 `model_not_found` when no agent-runner runs it."""
+    agent = agent_of(model)
+    if agent not in {info.name for info in await catalog.agents()}:
+        raise HttpError(404, f"the model {model!r} does not exist", "model_not_found")
+    return agent
 
 
 def agent_of(model: str) -> str:

@@ -17,7 +17,7 @@ from revo_contracts import gateway_http as http
 from revo_contracts.chat import ChatClientFrame, ChatServerFrame
 from revo_contracts.gateway import KeyListResponse, KeyRevokeResponse
 from revo_contracts.ledger import CostReport
-from revo_contracts.runs import RunDetail, RunListResponse, RunStatus
+from revo_contracts.runs import AgentName, RunDetail, RunListResponse, RunStatus
 
 OPENAPI_PATH = "/openapi.json"
 _REF = "#/components/schemas/{name}"
@@ -35,6 +35,8 @@ class Operation:
     errors: tuple[int, ...] = (401, 429)
     content_type: str = "application/json"
     description: str = ""
+    # Answered as a stream too (`stream: true`): the schema of its `data:` payloads.
+    streams: type | None = None
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -43,7 +45,10 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 
 _RUN_ID = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _LIMIT = {"type": "integer", "minimum": 1, "maximum": 500}
-_WHEN = "From this UTC day: 7d, 12h, 2026-11-01 or a unix time (default: {default})"
+_WHEN = (
+    "From this UTC day: 7d, 12h, 2026-11-01 or a unix time, from 1970 through 9999; "
+    "empty or absent: {default}"
+)
 
 OPERATIONS = (
     Operation("get", "/v1/whoami", "Who the credentials are: tenant, role, how", http.Whoami),
@@ -60,11 +65,14 @@ OPERATIONS = (
         "OpenAI's chat completion, answered by a run of an agent",
         http.ChatCompletion,
         body=http.ChatCompletionBody,
-        errors=(400, 401, 404, 413, 422, 429, 502, 504),
+        errors=(400, 401, 404, 413, 415, 422, 429, 500, 502, 503, 504),
         description="`model` `revo/<agent>` picks the agent; any other model is the "
         "`assistant`. With `stream: true` the answer is `text/event-stream` of "
-        "ChatCompletionChunk events ending with `data: [DONE]`. The run's id is in the "
-        "`X-Revo-Run-Id` header; a client that goes away cancels its run.",
+        "ChatCompletionChunk events ending with `data: [DONE]` (or with one ErrorBody event "
+        "when the run fails once the stream has begun); its schema is that of the `data:` "
+        "payloads in order. The run's id is in the `X-Revo-Run-Id` header; a client that "
+        "goes away cancels its run.",
+        streams=http.ChatCompletionChunk,
     ),
     Operation(
         "get",
@@ -74,7 +82,7 @@ OPERATIONS = (
         parameters=[
             _query("limit", _LIMIT, "At most this many (default 50)"),
             _query("status", msgspec.json.schema(RunStatus), "Only runs in this status"),
-            _query("agent", {"type": "string"}, "Only runs of this agent"),
+            _query("agent", msgspec.json.schema(AgentName), "Only runs of this agent"),
         ],
         errors=(400, 401, 429),
     ),
@@ -162,6 +170,8 @@ _EXTRA_SCHEMAS = (ChatClientFrame, ChatServerFrame, http.ChatCompletionChunk, ht
 
 _ERROR_TEXT = {
     400: "Invalid request",
+    415: "The body is not JSON (Content-Type)",
+    500: "The run failed or was cancelled, or an internal error (named by its trace id)",
     401: "Missing, wrong, expired or revoked credentials",
     403: "The caller's role may not call this (see x-revo-roles)",
     404: "Not found (or another tenant's)",
@@ -209,6 +219,8 @@ def _operation(op: Operation, schema_of: dict[type, dict[str, Any]]) -> dict[str
     ok: dict[str, Any] = {"description": "OK"}
     if op.answers is not None:
         ok["content"] = {op.content_type: {"schema": schema_of[op.answers]}}
+    if op.streams is not None:
+        ok["content"]["text/event-stream"] = {"schema": _event_stream(schema_of[op.streams])}
     elif op.content_type != "application/json":
         ok["content"] = {op.content_type: {"schema": {"type": "string"}}}
     responses: dict[str, Any] = {"200": ok}
@@ -221,7 +233,10 @@ def _operation(op: Operation, schema_of: dict[type, dict[str, Any]]) -> dict[str
     if op.path == "/v1/ws":
         responses = {
             "101": {"description": "Switching to the WebSocket chat"},
-            **{s: responses[s] for s in ("401", "403") if s in responses},
+            "400": {"description": "Not a WebSocket upgrade", "content": error},
+            "401": responses["401"],
+            **({"403": responses["403"]} if "403" in responses else {}),
+            "429": responses["429"],
         }
     operation: dict[str, Any] = {
         "summary": op.summary,
@@ -248,6 +263,22 @@ def _roles(op: Operation) -> list[str]:
     if rule is None or rule == permissions.PUBLIC:
         return []
     return [role for role in permissions.ROLES if role in rule]
+
+
+def _event_stream(chunk: dict[str, Any]) -> dict[str, Any]:
+    """One event of an SSE stream (OpenAPI 3.1 has the media type's schema describe each
+    event, as 3.2's `itemSchema` does): its `data` is a chunk, one error, or `[DONE]`."""
+    payload = {"anyOf": [chunk, {"$ref": _REF.format(name="ErrorBody")}]}
+    json_data = {
+        "type": "string",
+        "contentMediaType": "application/json",
+        "contentSchema": payload,
+    }
+    return {
+        "type": "object",
+        "properties": {"data": {"anyOf": [{"const": "[DONE]"}, json_data]}},
+        "required": ["data"],
+    }
 
 
 async def serve_document(request: web.Request) -> web.Response:

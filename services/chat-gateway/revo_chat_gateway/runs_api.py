@@ -25,15 +25,18 @@ LIST_FILTERS = ("limit", "status", "agent")
 
 
 async def list_tenant_runs(request: web.Request) -> web.Response:
-    query: dict[str, str | None] = {
-        name: request.query[name] for name in LIST_FILTERS if name in request.query
-    }
-    query.update(_scope(principal_of(request)))
+    query = {name: request.query[name] for name in LIST_FILTERS if name in request.query}
     try:
         # strict=False: query values are strings ("10" for a limit of 10).
-        filters = msgspec.convert(query, RunListRequest, strict=False)
+        filters = msgspec.convert(
+            {**query, **_scope(principal_of(request))}, RunListRequest, strict=False
+        )
     except msgspec.ValidationError as exc:
         raise HttpError(400, f"invalid query: {exc}", "invalid_request") from None
+    # strict=False also reads `status=null` as None (every status): a value given is a filter.
+    for name in query:
+        if getattr(filters, name) is None:
+            raise HttpError(400, f"invalid query: {name}={query[name]}", "invalid_request")
     listed = await list_runs(request.app[BUS], filters)
     return web.json_response(msgspec.to_builtins(listed))
 

@@ -3,6 +3,8 @@ recently active first."""
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 from aiohttp import web
 
@@ -14,6 +16,7 @@ from revo_contracts.gateway_http import SessionInfo, SessionList
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+_DIGITS = re.compile(r"[0-9]{1,9}")
 
 
 async def list_sessions(request: web.Request) -> web.Response:
@@ -30,7 +33,8 @@ async def list_sessions(request: web.Request) -> web.Response:
 def _limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    # Not str.isdigit(): it holds for "²" and for 5000 digits, which int() refuses.
+    if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIMIT:
         raise HttpError(
             400, f"limit must be a whole number from 1 to {MAX_LIMIT}", "invalid_request"
         )

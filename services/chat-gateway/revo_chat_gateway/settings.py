@@ -22,6 +22,8 @@ class GatewaySettings(ServiceSettings):
     # Per API key (or token subject): requests per minute and runs in flight at once.
     rate_limit_per_minute: int = 120
     max_concurrent_runs: int = 8
+    # Chat sessions a caller may open per minute (each is a row in Postgres).
+    new_sessions_per_minute: int = 30
     # Frames waiting to go to one chat WebSocket; a client that falls further behind is closed.
     ws_queue_frames: int = 1000
     # How long a streamed or waited-on run may take before the request gives up on it.

@@ -388,6 +388,16 @@ class SocketChat:
         # The upgrade request's span (it lasts as long as the socket).
         self.socket_span = trace.get_current_span().get_span_context()
 
+    def within_rate(self) -> bool:
+        """Take one of the caller's requests-per-minute for a frame; else say so (the
+        socket stays open: the client waits and goes on)."""
+        try:
+            self.hub.limiter.check_request(limit_key(self.principal))
+        except HttpError as error:
+            self.outbox.push(error_frame(error.code, error.message))
+            return False
+        return True
+
     async def on_text(self, text: str) -> None:
         try:
             frame = decode_client_frame(text)
@@ -424,7 +434,7 @@ class SocketChat:
     async def _hello(self, hello: ChatHello) -> None:
         store = self.hub.store
         if hello.session_id is None:
-            session_id = await store.create(self.principal.tenant, self.principal.owner)
+            session_id = await self._new_session()
         elif await store.visible(
             hello.session_id, self.principal.tenant, permissions.owner_scope(self.principal)
         ):
@@ -433,6 +443,11 @@ class SocketChat:
             self.outbox.push(error_frame("not_found", f"no session {hello.session_id!r}"))
             return
         await self._enter(session_id, hello.last_seq)
+
+    async def _new_session(self) -> str:
+        # Each is a row in Postgres: a client must not mint them without bound.
+        self.hub.limiter.check_new_session(limit_key(self.principal))
+        return await self.hub.store.create(self.principal.tenant, self.principal.owner)
 
     async def _enter(self, session_id: str, after_seq: int) -> None:
         self.leave()
@@ -447,8 +462,7 @@ class SocketChat:
 
     async def _message(self, message: ChatUserMessage) -> None:
         if self.live is None:
-            session_id = await self.hub.store.create(self.principal.tenant, self.principal.owner)
-            await self._enter(session_id, 0)
+            await self._enter(await self._new_session(), 0)
         assert self.live is not None
         agent, text = agent_and_content(message)
         metrics.WS_MESSAGES.inc()
@@ -504,9 +518,11 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
     expiry = asyncio.create_task(close_at_expiry(outbox, chat.principal.expires_at))
     try:
         async for msg in ws:
+            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY) or not chat.within_rate():
+                continue
             if msg.type is WSMsgType.TEXT:
                 await chat.on_text(msg.data)
-            elif msg.type is WSMsgType.BINARY:
+            else:
                 outbox.push(error_frame("invalid_request", "frames are JSON text, not binary"))
     finally:
         chat.leave()

@@ -17,6 +17,9 @@ DEFAULT_AGENT = "assistant"
 _AGENT_PREFIX = re.compile(r"^@([a-z0-9][a-z0-9_-]{0,63}) +")
 
 _decoder = msgspec.json.Decoder(ChatClientFrame)
+# msgspec decodes nested arrays and objects by recursion: it refuses depths Python's stack
+# cannot hold with a RecursionError, which is the sender's fault like any bad JSON.
+DEEP_JSON = "frame is not valid JSON: nested too deep"
 _encoder = msgspec.json.Encoder()
 
 
@@ -31,6 +34,8 @@ def decode_client_frame(text: str) -> ChatClientFrame:
         raise BadFrame(f"invalid frame: {exc}") from None
     except msgspec.DecodeError as exc:
         raise BadFrame(f"frame is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadFrame(DEEP_JSON) from None
 
 
 def encode(frame: ChatServerFrame) -> str:

@@ -132,3 +132,23 @@ async def _revo(*args: str) -> tuple[int, str, str]:
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_the_keeper_keeps_consuming_past_events_it_can_never_store(
+    scripted_bus, scripted_gateway
+):
+    tenant = _tenant()
+    subject = subjects.audit(tenant)
+    nested = b'{"event_id": "deep", "extra": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"
+    await scripted_bus.js.publish(subject, nested)
+    for poison in (
+        audit_event(tenant, "oper\u0000ator", "key.revoked", target="nul"),  # Postgres: no NUL
+        msgspec.structs.replace(audit_event(tenant, "operator", "key.revoked"), at=1e300),
+    ):
+        await scripted_bus.js_publish(subject, poison, msg_id=poison.event_id)
+    honest = audit_event(tenant, "operator", "key.revoked", target="after")
+    assert await record_audit(scripted_bus, honest)
+
+    events = await audit_of(scripted_bus, tenant, 1)
+
+    assert [e.target for e in events] == ["after"]

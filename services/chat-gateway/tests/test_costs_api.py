@@ -102,6 +102,40 @@ async def test_a_query_the_report_cannot_take_is_a_400(scripted_gateway, scripte
     assert body["error"]["code"] == "invalid_request"
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?since=99999999999999999999",
+        "?since=-99999999999",
+        "?since=99999999d",
+        "?until=nan",
+        f"?since={'9' * 5000}d",
+    ],
+)
+async def test_a_time_no_date_can_hold_is_a_400_that_names_the_field_not_an_exception(
+    scripted_gateway, scripted_bus, query
+):
+    key = await create_api_key(scripted_bus, _tenant())
+
+    status, _, body = await _costs(scripted_gateway, key, query)
+
+    assert status == 400, body
+    assert body["error"]["code"] == "invalid_request"
+    assert query[1:6] in body["error"]["message"]
+    assert "Error" not in body["error"]["message"]
+
+
+async def test_an_empty_since_or_until_reads_as_the_default_period(
+    scripted_gateway, scripted_ledger, scripted_bus
+):
+    key = await create_api_key(scripted_bus, _tenant())
+
+    status, _, body = await _costs(scripted_gateway, key, "?since=&until=")
+
+    assert status == 200, body
+    assert body["totals"]["events"] == 0
+
+
 async def test_costs_need_credentials(scripted_gateway):
     status, _, body = await _costs(scripted_gateway, "not-a-key")
 

@@ -268,7 +268,12 @@ async def _get_json(http, gateway, path: str, key: str) -> tuple[int, dict]:
         ('{"type": "dance"}', "type"),
         ('{"type": "message"}', "content"),
         ('{"type": "message", "content": "hi", "traceparent": "nope"}', "traceparent"),
+        # Postgres numbers items with 4-byte integers.
+        ('{"type": "hello", "last_seq": 2147483648}', "last_seq"),
+        ('{"type": "message", "content": "hi", "x": ' + "[" * 20_000 + "]" * 20_000 + "}", "deep"),
+        ('{"type": "message", "content": "a\\u0000b"}', "content"),  # Postgres holds no NUL
     ],
+    ids=["malformed", "unknown-type", "no-content", "bad-traceparent", "huge-seq", "deep", "nul"],
 )
 async def test_a_bad_frame_is_answered_and_the_socket_stays_open(
     scripted_gateway, key, http, frame, named
