@@ -6,10 +6,9 @@ import sys
 import time
 import uuid
 
-from revo_cli.state import nats_creds
+from revo_cli.state import connect_cli
 from revo_contracts import subjects
 from revo_contracts.inference import ChatChunk, ChatMessage, ChatRequest
-from revo_core.bus import Bus
 from revo_core.errors import RevoError
 from revo_core.streaming import stream_request
 
@@ -29,13 +28,7 @@ def build_request(question: str, model: str, max_tokens: int, tenant: str, syste
 async def ask(nats_url: str, request: ChatRequest, timeout: float) -> int:
     started = time.monotonic()
     try:
-        bus = await Bus.connect(
-            nats_url,
-            name="revo-cli",
-            connect_timeout=1,
-            connect_attempts=1,
-            credentials=nats_creds(),
-        )
+        bus = await connect_cli(nats_url)
     except RevoError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -26,13 +26,12 @@ from pathlib import Path
 import yaml
 
 from revo_cli.service_call import EXIT_OK, EXIT_USAGE, fail
-from revo_cli.state import load_state, nats_creds, nats_url, pid_alive, state_dir
+from revo_cli.state import connect_cli, load_state, nats_url, pid_alive, state_dir
 from revo_contracts.audit import PLATFORM_TENANT, AuditAction
 from revo_contracts.bus_identities import OPERATOR, SERVICES, ci_identity
 from revo_contracts.subjects import InvalidSubjectToken
 from revo_core import nats_jwt
 from revo_core.audit import audit_event, record_audit
-from revo_core.bus import Bus
 from revo_core.bus_authority import BusAuthority, write_private
 from revo_core.errors import BusUnavailable
 
@@ -153,9 +152,7 @@ def _audit(action: AuditAction, identity: str, public_key: str, url: str | None)
 
     async def publish() -> bool:
         try:
-            bus = await Bus.connect(
-                nats_url(url), "revo-cli", 1, connect_attempts=1, credentials=nats_creds()
-            )
+            bus = await connect_cli(nats_url(url))
         except BusUnavailable:
             return False
         try:

@@ -61,6 +61,7 @@ def say(text: str) -> None:
 
 
 def nats_server(state: PlatformState, base: Path) -> NatsServer:
+    """Every connection to it authenticates with a credential of this platform's authority."""
     return NatsServer(
         base / "nats",
         port=state.nats_port,
@@ -165,14 +166,14 @@ def up() -> int:
     started = time.monotonic()
     base = state_dir()
     base.mkdir(parents=True, exist_ok=True)
+    # The operator's credentials (what the CLI speaks with) exist before anything needs them.
+    bus_authority(base).creds_file(OPERATOR)
     state = load_state()
     if state is not None and _fully_running(state):
         say(f"revo is already running (NATS at {state.nats_url}), every process is up;")
         say("`revo status` lists them, `revo down` stops them.")
         return 0
     _prepare_model()
-    # The operator's credentials (what the CLI speaks with) exist before anything needs them.
-    bus_authority(base).creds_file(OPERATOR)
     if state is not None:
         _stop_supervisor(state)
         state = load_state() or state

@@ -22,7 +22,7 @@ from nats.errors import NoRespondersError
 from nats.js.errors import NotFoundError as StreamNotFound
 
 from revo_cli.run_output import JsonPrinter, LivePrinter, describe, detail_lines, runs_table
-from revo_cli.state import nats_creds
+from revo_cli.state import connect_cli
 from revo_contracts.bus_identities import OPERATOR
 from revo_contracts.runs import (
     TERMINAL_EVENT_TYPES,
@@ -93,13 +93,7 @@ def execute(nats_url: str, command: Command) -> int:
 async def with_bus(nats_url: str, command: Command) -> int:
     """Connect, run the command, and turn every expected error into a message and status."""
     try:
-        bus = await Bus.connect(
-            nats_url,
-            name="revo-cli",
-            connect_timeout=1,
-            connect_attempts=1,
-            credentials=nats_creds(),
-        )
+        bus = await connect_cli(nats_url)
     except BusUnavailable:
         return fail(f"cannot reach NATS at {nats_url}; is `revo up` running?", EXIT_USAGE)
     try:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Awaitable, Callable
 
-from revo_cli.state import nats_creds
+from revo_cli.state import connect_cli
 from revo_core.bus import Bus
-from revo_core.errors import BusUnavailable, InvalidRequest, ServiceError
+from revo_core.errors import BusUnauthorized, BusUnavailable, InvalidRequest, ServiceError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -22,13 +22,9 @@ async def call_service(
 ) -> int:
     """`command(bus)` against `service` (named in the message when none answers)."""
     try:
-        bus = await Bus.connect(
-            nats_url,
-            name="revo-cli",
-            connect_timeout=1,
-            connect_attempts=1,
-            credentials=nats_creds(),
-        )
+        bus = await connect_cli(nats_url)
+    except BusUnauthorized as exc:
+        return fail(f"error: {exc}", EXIT_USAGE)
     except BusUnavailable:
         return fail(f"cannot reach NATS at {nats_url}; is `revo up` running?", EXIT_USAGE)
     try:

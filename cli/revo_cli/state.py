@@ -13,6 +13,8 @@ from typing import Literal
 
 import msgspec
 
+from revo_core.bus import Bus
+
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 NATS = "nats-server"
 POSTGRES = "postgres"
@@ -104,6 +106,14 @@ def nats_creds() -> str | None:
         return os.environ["NATS_CREDS"]
     own = operator_creds_file()
     return str(own) if own.exists() else None
+
+
+async def connect_cli(url: str) -> Bus:
+    """The CLI's connection: one quick try (a person is waiting), as the identity of
+    nats_creds()."""
+    return await Bus.connect(
+        url, name="revo-cli", connect_timeout=1, connect_attempts=1, credentials=nats_creds()
+    )
 
 
 def pid_alive(pid: int) -> bool:

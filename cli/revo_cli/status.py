@@ -12,8 +12,8 @@ from revo_cli.state import (
     POSTGRES,
     PlatformState,
     ServiceRecord,
+    connect_cli,
     load_state,
-    nats_creds,
     pid_alive,
 )
 from revo_core.bus import Bus
@@ -79,13 +79,7 @@ async def status(nats_url: str) -> int:
     state = load_state()
     all_running = print_supervised(state) if state is not None else True
     try:
-        bus = await Bus.connect(
-            nats_url,
-            name="revo-cli",
-            connect_timeout=1,
-            connect_attempts=1,
-            credentials=nats_creds(),
-        )
+        bus = await connect_cli(nats_url)
     except BusUnavailable as exc:
         print(f"NATS does not answer: {exc}" if state else f"revo is not running: {exc}")
         return 1

@@ -81,16 +81,19 @@ class StreamOptions(msgspec.Struct, kw_only=True):
 class ChatCompletionBody(msgspec.Struct, kw_only=True):
     """The fields of OpenAI's request the gateway reads; unknown ones are ignored.
 
-    `model` is `revo/<agent>`, or any other name for the `assistant`. max_tokens and
-    temperature are accepted, but each agent's definition decides them."""
+    `model` is `revo/<agent>`, or any other name for the `assistant`. `max_completion_tokens`
+    (or the older `max_tokens`) caps the answer, which then finishes with "length" when cut;
+    temperature is accepted, but each agent's definition decides it."""
 
     messages: Annotated[list[RequestMessage], Meta(min_length=1)]
     model: str = "auto"
     stream: bool = False
     stream_options: StreamOptions | None = None
-    max_tokens: int | None = None
+    max_tokens: Annotated[int, Meta(ge=1)] | None = None
+    max_completion_tokens: Annotated[int, Meta(ge=1)] | None = None
     temperature: float | None = None
-    user: str | None = None
+    # The end user the application names; runs carry at most 256 characters of it.
+    user: Annotated[str, Meta(max_length=256)] | None = None
 
 
 class CompletionUsage(msgspec.Struct, kw_only=True):
@@ -107,7 +110,7 @@ class CompletionMessage(msgspec.Struct, kw_only=True):
 class CompletionChoice(msgspec.Struct, kw_only=True):
     index: int
     message: CompletionMessage
-    finish_reason: Literal["stop"]
+    finish_reason: Literal["stop", "length"]
 
 
 class ChatCompletion(msgspec.Struct, kw_only=True):
@@ -129,7 +132,7 @@ class ChunkDelta(msgspec.Struct, kw_only=True, omit_defaults=True):
 class ChunkChoice(msgspec.Struct, kw_only=True):
     index: int
     delta: ChunkDelta
-    finish_reason: Literal["stop"] | None = None
+    finish_reason: Literal["stop", "length"] | None = None
 
 
 class ChatCompletionChunk(msgspec.Struct, kw_only=True):

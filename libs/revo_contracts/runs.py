@@ -49,6 +49,9 @@ class RunSubmit(msgspec.Struct, kw_only=True, omit_defaults=True):
     # Who the run works for, where the submitter knows (the gateway's authenticated
     # subject): agents recall and remember that user's own memories besides the tenant's.
     user: Annotated[str, Meta(min_length=1, max_length=256)] | None = None
+    # At most this many tokens in the answer (OpenAI's `max_tokens`): the step that writes
+    # the answer is capped to it, and an answer cut there finishes with reason "length".
+    answer_max_tokens: Annotated[int, Meta(ge=1)] | None = None
 
 
 class RunEventBase(msgspec.Struct, kw_only=True, tag_field="type", omit_defaults=True):
@@ -104,11 +107,14 @@ class RunFinished(RunEventBase, tag="finished"):
     usage: Usage | None = None
     # Structured result of agents that have one (code-analyst: languages and findings).
     data: dict[str, Any] = {}
+    # "length": the answer was cut at the run's answer_max_tokens (or the agent's step limit).
+    finish_reason: Literal["stop", "length"] = "stop"
 
 
 class RunFailed(RunEventBase, tag="failed"):
     # An error code of the contract (not_found, invalid_request, upstream_error, ...) or
-    # one of the run guards: limit_exceeded, stuck_loop, invalid_tool_call, gave_up.
+    # one of the run guards: limit_exceeded, stuck_loop, invalid_tool_call, gave_up,
+    # context_length_exceeded (the prompt does not fit the model's context, even shortened).
     code: str
     reason: str
 

@@ -49,7 +49,7 @@ async def record_audit(bus: Bus, event: AuditEvent) -> bool:
         await bus.js_publish(subjects.audit(event.tenant), event, msg_id=event.event_id)
     except Exception as exc:
         NOT_RECORDED.inc()
-        log.error("audit event not recorded", error=str(exc), event=_loggable(event))
+        log.error("audit event not recorded", error=str(exc), audit=_loggable(event))
         return False
     return True
 

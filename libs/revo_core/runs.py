@@ -42,6 +42,7 @@ from revo_core.logging import get_logger
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 _event_decoder = msgspec.json.Decoder(RunEvent)
 _token_decoder = msgspec.json.Decoder(TokenDelta)
+_submit_decoder = msgspec.json.Decoder(RunSubmit)
 _TOKENS_PREFIX = "runs.tokens."
 log = get_logger("revo.runs")
 _READ_LOG = object()  # queued by the gap timer: time to read the run's log
@@ -66,10 +67,13 @@ def is_terminal(event: Any) -> bool:
 
 
 async def submit_run(bus: Bus, submit: RunSubmit) -> None:
-    """Queue a run. Too large a run is refused here (InvalidRequest) with its size."""
+    """Queue a run. A run the agent-runner could not read (a field past its contract's
+    bounds) or too large is refused here (InvalidRequest), before anything is published."""
     if not submit.submitted_at:
         submit.submitted_at = time.time()
-    size = len(bus.encode(submit))  # refuses a run over NATS's payload limit first
+    data = bus.encode(submit)  # refuses a run over NATS's payload limit first
+    check_submit(data)
+    size = len(data)
     if size > RUNS.max_msg_size:
         raise InvalidRequest(
             f"run of {size} bytes exceeds the {RUNS.max_msg_size}-byte limit of the RUNS stream",
@@ -86,6 +90,15 @@ async def submit_run(bus: Bus, submit: RunSubmit) -> None:
         subjects.runs_events(submit.tenant, submit.run_id), queued, msg_id=f"{submit.run_id}:1"
     )
     await bus.js_publish(subjects.runs_submit(submit.tenant), submit, msg_id=submit.run_id)
+
+
+def check_submit(data: bytes) -> None:
+    """Decode a run as the agent-runner will: a Struct built in Python is not checked
+    against its fields' constraints (a `user` over 256 characters) until then."""
+    try:
+        _submit_decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(f"invalid run: {exc}") from None
 
 
 class RunFollower:

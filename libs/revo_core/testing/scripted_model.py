@@ -137,8 +137,11 @@ def _chunks(request: ChatRequest, reply: Reply) -> list[ChatChunk]:
                 tool_calls=[tool_call],
             )
         ]
+    # A word is a token here; like a real engine, it stops at the request's max_tokens.
     words = reply.text.split(" ")
+    cut = len(words) > request.max_tokens
+    words = words[: request.max_tokens]
     chunks = [ChatChunk(**base, index=i, delta=(" " if i else "") + w) for i, w in enumerate(words)]
-    chunks[-1].finish_reason = "stop"
+    chunks[-1].finish_reason = "length" if cut else "stop"
     chunks[-1].usage = reply.usage
     return chunks

@@ -18,7 +18,7 @@ from revo_agent_runner.settings import AgentRunnerSettings
 from revo_agent_runner.store import RunStore
 from revo_contracts import subjects
 from revo_contracts.runs import AgentListRequest, RunGetRequest, RunListRequest
-from revo_contracts.streams import RUN_EVENTS, RUNS
+from revo_contracts.streams import AUDIT, RUN_EVENTS, RUNS
 from revo_core.db import apply_schema, connect_pool
 from revo_core.endpoints import Endpoints
 from revo_core.jetstream import ensure_streams
@@ -51,7 +51,7 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
     settings: AgentRunnerSettings = app[SETTINGS]  # type: ignore[assignment]
     bus = app[BUS]
     agents = load_agents(settings.agents_file)
-    await ensure_streams(bus.js, (RUNS, RUN_EVENTS))
+    await ensure_streams(bus.js, (RUNS, RUN_EVENTS, AUDIT))
     store = RunStore(app[POOL])
     writer = EventWriter(app[POOL])
     writer.start()

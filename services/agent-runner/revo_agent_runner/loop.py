@@ -42,6 +42,8 @@ from revo_core.tracing import internal_span
 log = get_logger("revo.agent_runner.loop")
 
 STUCK_REPEATS = 3
+# A run guard's code (RunFailed.code) with OpenAI's name for it.
+CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"
 INTERRUPTED = (
     "not repeated: the runner executing this call stopped before its result was recorded, "
     "and the call may already have had its effect"
@@ -62,6 +64,8 @@ class ParsedCall:
     spec: ToolSpec
     arguments: dict[str, Any]
     args: Any
+    # The model reply it came from (None for the agent's own opening calls).
+    reply: ModelReply | None = None
 
 
 @dataclass
@@ -105,6 +109,11 @@ class AgentLoop:
             await self._execute()
         except RunStop as stop:
             await self.log.emit(RunFailed, code=stop.code, reason=stop.reason)
+        except ServiceError as exc:
+            # A service's typed answer is final for this run: running it again on another
+            # replica would get the same answer (and a crash would be retried until gave_up).
+            log.warning("a service refused the run", run_id=self.submit.run_id, error=str(exc))
+            await self.log.emit(RunFailed, code=str(exc.code), reason=str(exc))
 
     async def _execute(self) -> None:
         if not prompting.input_messages(self.submit):
@@ -123,7 +132,7 @@ class AgentLoop:
     async def _chat_step(self) -> None:
         step = self._next_step()
         reply = await self._ask_model(step, tools=False)
-        await self._finish(reply.content)
+        await self._finish(reply.content, cut=reply.finish_reason == "length")
 
     # -- tool use ------------------------------------------------------------------------
 
@@ -131,7 +140,8 @@ class AgentLoop:
         step = self._next_step()
         call = await self._next_call(step)
         if call.spec.terminal:
-            await self._finish(call.args.answer)
+            answer, cut = prompting.cut_answer(call.args.answer, call.reply, self._answer_limit())
+            await self._finish(answer, cut=cut)
             return
         key = call_key(call.spec.name, call.arguments)
         if self.state.call_counts[key] >= STUCK_REPEATS - 1:
@@ -194,7 +204,7 @@ class AgentLoop:
             return f"the arguments of {name} must be a JSON object"
         spec = TOOLS[name]
         try:
-            return ParsedCall(spec, arguments, spec.decode_args(arguments))
+            return ParsedCall(spec, arguments, spec.decode_args(arguments), reply)
         except ToolError as exc:
             return str(exc)
 
@@ -367,12 +377,18 @@ class AgentLoop:
         try:
             return await self._call_model(step, tools, retry, extra or [])
         except InvalidRequest as exc:
-            shrunk = prompting.shrunk_budget(self.budget_chars, exc.details, self._max_tokens())
+            shrunk = prompting.shrunk_budget(
+                self.budget_chars, exc.details, self._max_tokens(answering=not tools)
+            )
             if shrunk is None:
-                raise RunStop(str(exc.code), f"inference: {exc}") from None
+                raise refused_by_model(exc) from None
             # The characters-per-token guess was off for this conversation: cut deeper once.
             self.budget_chars = shrunk
+        try:
             return await self._call_model(step, tools, retry, extra or [])
+        except InvalidRequest as exc:
+            # What is never cut (the prompt, the question) is itself too long: a final answer.
+            raise refused_by_model(exc) from None
 
     def _offered_tools(self, step: int) -> list[str]:
         """The agent's tools, or only final_answer once it has had `answer_after` steps."""
@@ -381,9 +397,17 @@ class AgentLoop:
             return ["final_answer"]
         return self.agent.tools
 
-    def _max_tokens(self) -> int:
+    def _max_tokens(self, answering: bool) -> int:
+        """Tokens the next model call may write: the agent's step limit within what the run
+        has left, and, for the step that writes the answer itself, the run's answer limit."""
         remaining = self.submit.limits.max_tokens - self.state.total_tokens
-        return max(1, min(self.agent.max_tokens_per_step, remaining))
+        limit = min(self.agent.max_tokens_per_step, remaining)
+        if answering:
+            limit = min(limit, self._answer_limit() or limit)
+        return max(1, limit)
+
+    def _answer_limit(self) -> int | None:
+        return self.submit.answer_max_tokens
 
     async def _call_model(
         self, step: int, tools: bool, retry: bool, extra: list[ChatMessage]
@@ -394,7 +418,7 @@ class AgentLoop:
             tenant=self.submit.tenant,
             request_id=f"{self.submit.run_id}-s{step}-a{self.state.attempts}{suffix}",
             model=self.agent.model,
-            max_tokens=self._max_tokens(),
+            max_tokens=self._max_tokens(answering=not tools),
             temperature=self.agent.temperature,
             tools=prompting.tool_definitions(self.offered) if tools else [],
             tool_choice="required" if tools else "auto",
@@ -424,7 +448,7 @@ class AgentLoop:
 
     # -- the end -------------------------------------------------------------------------
 
-    async def _finish(self, answer: str) -> None:
+    async def _finish(self, answer: str, cut: bool = False) -> None:
         data: dict[str, Any] = {}
         if self.agent.report == "lint_findings":
             data = lint_report(self.state)
@@ -435,7 +459,23 @@ class AgentLoop:
             completion_tokens=self.state.completion_tokens,
             total_tokens=self.state.total_tokens,
         )
-        await self.log.emit(RunFinished, answer=answer, usage=usage, data=data)
+        finish_reason = "length" if cut else "stop"
+        await self.log.emit(
+            RunFinished, answer=answer, usage=usage, data=data, finish_reason=finish_reason
+        )
+
+
+def refused_by_model(exc: InvalidRequest) -> RunStop:
+    """The run's end when inference refused a request: `context_length_exceeded` (OpenAI's
+    code, which the gateway answers as such) when the prompt did not fit even cut down."""
+    context, prompt = exc.details.get("max_context"), exc.details.get("prompt_tokens")
+    if isinstance(context, int) and isinstance(prompt, int):
+        return RunStop(
+            CONTEXT_LENGTH_EXCEEDED,
+            f"the prompt does not fit the model's {context}-token context, even shortened "
+            f"({prompt} prompt tokens): {exc.message}",
+        )
+    return RunStop(str(exc.code), f"inference: {exc}")
 
 
 def wall_time_left(submit: RunSubmit, first_started_at: float | None) -> float:

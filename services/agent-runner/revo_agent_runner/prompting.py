@@ -4,11 +4,15 @@ the conversation so far, cut to fit the model's context."""
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 from revo_agent_runner.agents import AgentSpec
 from revo_agent_runner.tools import TOOLS
 from revo_contracts.inference import ChatMessage, FunctionDef, Tool
 from revo_contracts.runs import RunSubmit
+
+if TYPE_CHECKING:  # model.py imports this module
+    from revo_agent_runner.model import ModelReply
 
 _SHRUNK = "\n[... shortened to fit the model's context ...]"
 # A cautious guess: English prose is ~4 characters a token, JSON and code nearer 2.5-3.
@@ -37,6 +41,26 @@ def shrunk_budget(budget_chars: int, details: dict, max_tokens: int) -> int | No
     if room <= 0:
         return None
     return max(int(budget_chars * min(room / prompt, 0.9) * 0.95), 300)
+
+
+def cut_answer(answer: str, reply: ModelReply | None, limit: int | None) -> tuple[str, bool]:
+    """An answer given through a tool call, cut to `limit` tokens (and whether it was).
+
+    The call's JSON cannot be cut while the model writes it, so the answer inside is cut
+    after, at the characters per token of that same reply as inference counted them."""
+    if limit is None:
+        return answer, False
+    keep = int(limit * _chars_per_token(reply))
+    if len(answer) <= keep:
+        return answer, False
+    return answer[:keep], True
+
+
+def _chars_per_token(reply: ModelReply | None) -> float:
+    if reply is None or not reply.usage.completion_tokens:
+        return CHARS_PER_TOKEN
+    written = len(reply.content) or sum(len(c.function.arguments) for c in reply.tool_calls)
+    return written / reply.usage.completion_tokens if written else CHARS_PER_TOKEN
 
 
 def system_message(

@@ -21,13 +21,15 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from revo_agent_runner import metrics
 from revo_agent_runner.agents import AgentSpec
 from revo_agent_runner.claims import Claims
+from revo_agent_runner.event_log import RunLog
 from revo_agent_runner.event_writer import EventWriter
 from revo_agent_runner.execution import ActiveRun, RunExecutor
 from revo_agent_runner.pending_cancels import PendingCancels
 from revo_agent_runner.settings import AgentRunnerSettings
 from revo_agent_runner.store import Claim, RunStore
+from revo_agent_runner.unreadable import identify
 from revo_contracts import subjects
-from revo_contracts.runs import RunSubmit
+from revo_contracts.runs import RunFailed, RunSubmit
 from revo_contracts.streams import RUNS
 from revo_core.bus import Bus
 from revo_core.logging import get_logger
@@ -159,14 +161,54 @@ class Runner:
 
     async def _decode(self, msg: Msg) -> RunSubmit | None:
         try:
-            return _submit_decoder.decode(msg.data)
+            submit = _submit_decoder.decode(msg.data)
         except msgspec.DecodeError as exc:
             metrics.REJECTED.labels("malformed").inc()
+            stand_in = identify(msg)
             log.error(
-                "malformed run dropped", subject=msg.subject, error=str(exc), size=len(msg.data)
+                "malformed run",
+                subject=msg.subject,
+                error=str(exc),
+                size=len(msg.data),
+                run_id=stand_in.run_id if stand_in else None,
+            )
+            if stand_in is None:
+                await msg.term()  # nobody to tell: no run of this subject's tenant is named
+            else:
+                await self._fail_unreadable(stand_in, msg, f"the run could not be read: {exc}")
+            return None
+        subject_tenant = msg.subject.rsplit(".", 1)[-1]
+        if submit.tenant != subject_tenant:
+            # Defence in depth: NATS permissions decide who may submit for a tenant (the
+            # subject); a run naming another tenant in its body is forged or misrouted.
+            metrics.REJECTED.labels("tenant_mismatch").inc()
+            log.error(
+                "run dropped: tenant_mismatch",
+                subject=msg.subject,
+                run_tenant=submit.tenant,
+                run_id=submit.run_id,
             )
             await msg.term()
             return None
+        return submit
+
+    async def _fail_unreadable(self, stand_in: RunSubmit, msg: Msg, reason: str) -> None:
+        """End a run that cannot be decoded as failed (event + Postgres), so its submitter
+        hears why now instead of waiting out its timeout."""
+        claim = await self.claims.claim(stand_in)
+        if not isinstance(claim, Claim):
+            await self._refused(stand_in, msg, claim)
+            return
+        run_log = await RunLog.open(
+            self.bus, self.store, self.writer, stand_in, first_attempt=claim.attempt == 1
+        )
+        try:
+            if not run_log.state.ended:
+                await run_log.emit(RunFailed, code="invalid_request", reason=reason)
+            await run_log.confirm_published()
+        finally:
+            await run_log.close()
+        await msg.ack()
 
     async def _execute(self, submit: RunSubmit, msg: Msg) -> None:
         claim = await self.claims.claim(submit)

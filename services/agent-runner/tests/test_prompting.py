@@ -65,3 +65,20 @@ async def test_a_prompt_over_the_context_is_cut_and_sent_again(
     size = [sum(len(m.content) for m in r.messages) for r in (refused, accepted)]
     assert size[1] < size[0] * 0.7, size
     assert "shortened to fit" in accepted.messages[-1].content
+
+
+async def test_a_prompt_that_never_fits_fails_the_run_once_with_the_reason(
+    scripted_runner, scripted_model, scripted_bus
+):
+    submit = new_submit(agent="chatty", task="x " * 20_000)
+    too_long = {"field": "max_tokens", "max_context": 2048, "prompt_tokens": 40_093}
+    scripted_model.script(
+        submit.run_id, Reply(text="never", error="invalid_request", error_details=too_long)
+    )
+
+    record = await run_to_end(scripted_bus, submit, timeout=15)
+
+    assert record.types[-1] == "failed"
+    assert record.last.code == "context_length_exceeded"
+    assert "2048-token context" in record.last.reason
+    assert len(record.of_type("started")) == 1  # failed once, never handed back and retried

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -316,6 +318,42 @@ async def test_search_code_names_an_invalid_regex(workspace: Path) -> None:
         await call(workspace, "search_code", pattern="foo(")
 
 
+async def test_search_code_refuses_what_re2_cannot_run_in_linear_time(workspace: Path) -> None:
+    for pattern in (r"(a)\1", r"foo(?=bar)"):
+        with pytest.raises(ToolError, match="no backreferences or lookaround"):
+            await call(workspace, "search_code", pattern=pattern)
+
+
+async def test_a_catastrophic_pattern_answers_at_once_and_the_event_loop_keeps_ticking(
+    workspace: Path,
+) -> None:
+    # Python's `re` backtracks 2^n ways on this line (seconds at n=25, holding the GIL).
+    write(workspace, "short.txt", "a" * 25 + "b\n")
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.01)
+            gaps.append(time.monotonic() - last)
+            last = time.monotonic()
+
+    ticker = asyncio.create_task(tick())
+    started = time.monotonic()
+    try:
+        text = await asyncio.wait_for(call(workspace, "search_code", pattern="(a+)+$"), 10)
+    finally:
+        ticker.cancel()
+
+    assert text == "no matches for /(a+)+$/"
+    assert time.monotonic() - started < 2
+    assert max(gaps, default=0) < 0.5
+    write(workspace, "long.txt", "a" * 1_000_000 + "b\n")  # and linear on a long line
+    assert await asyncio.wait_for(call(workspace, "search_code", pattern="(a+)+$"), 10) == (
+        "no matches for /(a+)+$/"
+    )
+
+
 # --- the sandbox ----------------------------------------------------------------------------
 
 
@@ -432,6 +470,78 @@ async def test_run_linter_follows_the_workspace_ruff_config(workspace: Path) -> 
     write(workspace, "ruff.toml", '[lint]\nselect = ["F821"]\n')
     report = json.loads(await call(workspace, "run_linter", path="a.py"))
     assert [finding["code"] for finding in report["findings"]] == ["F821"]
+
+
+LONG_LINE = 'x = "a line longer than the twenty characters the outside config allows"\n'
+E501_CONFIG = 'line-length = 20\n[lint]\nselect = ["E501"]\n'
+
+
+@pytest.mark.parametrize(
+    ("config", "text"),
+    [
+        ("ruff.toml", 'extend = "../outside/ruff.toml"\n'),
+        ("ruff.toml", 'extend = "{outside}/ruff.toml"\n'),
+        ("ruff.toml", 'extend = "{outside}/secret.txt"\n'),  # ruff would quote it
+        ("ruff.toml", 'extend = "/etc/passwd"\n'),
+        ("ruff.toml", 'extend = "$HOME/.config/ruff/ruff.toml"\n'),
+        (".ruff.toml", 'src = ["../outside"]\n'),
+        ("pyproject.toml", '[tool.ruff]\nextend = "../../outside/ruff.toml"\n'),
+        ("pyproject.toml", '[tool.ruff]\nextend = "inner.toml"\n'),  # whose extend escapes
+    ],
+)
+async def test_run_linter_does_not_use_a_config_that_reaches_outside_the_workspace(
+    workspace: Path, outside: Path, config: str, text: str
+) -> None:
+    write(outside, "ruff.toml", E501_CONFIG)
+    write(workspace, "a.py", LONG_LINE + BROKEN_MODULE)
+    write(workspace, "inner.toml", 'extend = "../outside/ruff.toml"\n')
+    write(workspace, config, text.format(outside=outside))
+
+    output = await call(workspace, "run_linter")
+
+    report = json.loads(output)
+    assert [f["code"] for f in report["findings"]] == ["F401", "F821"]  # ruff's defaults
+    assert report["note"].startswith(f"the repository's ruff config {config} was not used")
+    assert SECRET not in output
+
+
+async def test_run_linter_uses_no_config_from_above_the_workspace(
+    workspace: Path, tmp_path: Path
+) -> None:
+    write(tmp_path, "ruff.toml", E501_CONFIG)  # the runner's directories, say
+    write(workspace, "a.py", LONG_LINE)
+    report = json.loads(await call(workspace, "run_linter"))
+    assert report["count"] == 0
+
+
+async def test_run_linter_follows_an_extend_that_stays_inside(workspace: Path) -> None:
+    write(workspace, "a.py", LONG_LINE + BROKEN_MODULE)
+    write(workspace, "config/base.toml", E501_CONFIG)
+    write(workspace, "pyproject.toml", '[tool.ruff]\nextend = "config/base.toml"\n')
+    report = json.loads(await call(workspace, "run_linter"))
+    assert {f["code"] for f in report["findings"]} == {"E501"}  # no F401/F821: config used
+    assert "note" not in report
+
+
+async def test_ruff_runs_with_an_environment_of_its_own(
+    workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(workspace, "a.py", "x = 1\n")
+    seen = tmp_path / "seen.txt"
+    fake_ruff = write(
+        tmp_path, "bin/ruff", f'#!/bin/sh\nenv > {seen}\necho "$@" >> {seen}\necho []\n'
+    )
+    os.chmod(fake_ruff, 0o755)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))
+    monkeypatch.setenv("REVO_AGENT_RUNNER_DATABASE_URL", "postgresql://runner:hunter2@db/revo")
+    monkeypatch.setenv("RUFF_OUTPUT_FORMAT", "concise")
+
+    await call(workspace, "run_linter")
+
+    environment = seen.read_text()
+    assert "hunter2" not in environment
+    assert "RUFF_" not in environment and "HOME=" not in environment
+    assert "--isolated" in environment
 
 
 async def test_run_linter_ignores_python_files_linked_from_outside(

@@ -58,6 +58,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         agent=agent_of(body.model),
         messages=[as_chat_message(m) for m in body.messages],
         user=principal.user(body.user),
+        answer_max_tokens=body.max_completion_tokens or body.max_tokens,
     )
     completion = Completion(
         run_id=submit.run_id,

@@ -25,10 +25,13 @@ RUN_ID_HEADER = "X-Revo-Run-Id"
 # An SSE comment this often while no token comes: it keeps proxies from closing an idle
 # stream, and a write is how a vanished client is noticed (its run is then cancelled).
 KEEPALIVE_S = 2.0
+# How long a stream's headers wait for its first text (see SseAnswer).
+HEADERS_HOLD_S = 4.0
 
 # How a failed run's code reads as HTTP: (status, OpenAI-style error code).
 _FAILURE_STATUS = {
     "invalid_request": (400, "invalid_request"),
+    "context_length_exceeded": (400, "context_length_exceeded"),
     "not_found": (404, "model_not_found"),
     "limit_exceeded": (422, "limit_exceeded"),
     "stuck_loop": (422, "stuck_loop"),
@@ -52,7 +55,9 @@ class Completion:
 
 
 class RunTimedOut(Exception):
-    pass
+    def __init__(self, error: HttpError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 def run_failure(event: RunEvent) -> HttpError:
@@ -91,7 +96,7 @@ async def answer_as_json(
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": end.answer},
-                "finish_reason": "stop",
+                "finish_reason": end.finish_reason,
             }
         ],
         "usage": usage_json(end.usage),
@@ -117,49 +122,67 @@ async def _last_event(bus: Bus, run: RunFollower, timeout_s: float) -> RunEvent:
 async def answer_as_stream(
     request: web.Request, bus: Bus, run: RunFollower, completion: Completion, timeout_s: float
 ) -> web.StreamResponse:
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-cache",
-            RUN_ID_HEADER: completion.run_id,
-        }
-    )
-    await response.prepare(request)
+    answer = SseAnswer(request, completion)
     try:
-        await SseAnswer(response, completion).follow(run, timeout_s)
+        await answer.follow(run, timeout_s)
     except ConnectionResetError:
         # The client went away: nobody will read this answer, so stop spending on it.
         await cancel_run(bus, run.run_id, "client disconnected")
     except asyncio.CancelledError:
         await asyncio.shield(cancel_run(bus, run.run_id, "client disconnected"))
         raise
-    except RunTimedOut:
+    except RunTimedOut as timed_out:
         await cancel_run(bus, run.run_id, "timed out in the gateway")
-    return response
+        await answer.fail(timed_out.error)
+    return await answer.started()
 
 
 class SseAnswer:
-    """Writes one run as OpenAI's stream: role chunk, text chunks, stop chunk, [DONE]."""
+    """Writes one run as OpenAI's stream: role chunk, text chunks, stop chunk, [DONE].
 
-    def __init__(self, response: web.StreamResponse, completion: Completion) -> None:
-        self.response = response
+    The headers wait for the run's first text or its end (at most HEADERS_HOLD_S): a run
+    that fails before answering (its prompt beyond the model's context, say) is then a
+    plain HTTP error, as OpenAI's own; one that fails later is an error event."""
+
+    def __init__(self, request: web.Request, completion: Completion) -> None:
+        self.request = request
         self.completion = completion
+        self.response: web.StreamResponse | None = None
         self.sent = ""
+        self._held_since = asyncio.get_running_loop().time()
+
+    async def started(self) -> web.StreamResponse:
+        """The stream, its headers and role chunk sent (now, if they were not yet)."""
+        if self.response is None:
+            self.response = web.StreamResponse(
+                headers={
+                    "Content-Type": "text/event-stream",
+                    "Cache-Control": "no-cache",
+                    RUN_ID_HEADER: self.completion.run_id,
+                }
+            )
+            await self.response.prepare(self.request)
+            await self._chunk({"role": "assistant", "content": ""})
+        return self.response
 
     async def follow(self, run: RunFollower, timeout_s: float) -> None:
-        await self._chunk({"role": "assistant", "content": ""})
         try:
             async with asyncio.timeout(timeout_s):
                 async for item in with_keepalive(run, KEEPALIVE_S):
                     await self._on(item)
         except TimeoutError:
             error = HttpError(504, f"the run took longer than {timeout_s:g} s", "timeout")
-            await self._error(error)
-            raise RunTimedOut from None
+            raise RunTimedOut(error) from None
+
+    async def fail(self, error: HttpError) -> None:
+        """The run's failure: an HTTP error before the stream began, an error event after."""
+        if self.response is None:
+            raise error
+        await self._error(error)
 
     async def _on(self, item: RunEvent | TokenDelta | None) -> None:
         if item is None:
-            await self.response.write(b": keep-alive\n\n")
+            await self._keep_alive()
         elif isinstance(item, TokenDelta):
             if item.kind == "text" and item.delta:
                 self.sent += item.delta
@@ -167,7 +190,14 @@ class SseAnswer:
         elif isinstance(item, RunFinished):
             await self._finish(item)
         elif event_type(item) in ("failed", "cancelled"):
-            await self._error(run_failure(item))
+            await self.fail(run_failure(item))
+
+    async def _keep_alive(self) -> None:
+        held = asyncio.get_running_loop().time() - self._held_since
+        if self.response is None and held < HEADERS_HOLD_S:
+            return
+        response = await self.started()
+        await response.write(b": keep-alive\n\n")
 
     async def _finish(self, end: RunFinished) -> None:
         # Tokens come over core NATS and may trail the finished event, and an agent that
@@ -176,8 +206,9 @@ class SseAnswer:
         if rest:
             await self._chunk({"content": rest})
         usage = {"usage": usage_json(end.usage)} if self.completion.include_usage else {}
-        await self._chunk({}, finish_reason="stop", **usage)
-        await self.response.write(b"data: [DONE]\n\n")
+        await self._chunk({}, finish_reason=end.finish_reason, **usage)
+        response = await self.started()
+        await response.write(b"data: [DONE]\n\n")
 
     async def _chunk(self, delta: dict, finish_reason: str | None = None, **extra: Any) -> None:
         chunk = {
@@ -196,7 +227,8 @@ class SseAnswer:
         )
 
     async def _data(self, payload: dict) -> None:
-        await self.response.write(f"data: {json.dumps(payload)}\n\n".encode())
+        response = await self.started()
+        await response.write(f"data: {json.dumps(payload)}\n\n".encode())
 
 
 async def with_keepalive(items: AsyncIterator[Any], every_s: float) -> AsyncIterator[Any]:

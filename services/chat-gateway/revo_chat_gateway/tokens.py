@@ -12,6 +12,8 @@ import jwt
 from revo_chat_gateway.keys import Principal
 from revo_contracts.subjects import InvalidSubjectToken, token
 
+MAX_SUBJECT_CHARS = 256
+
 
 class InvalidToken(Exception):
     """The token is not accepted; the message says why (for the 401 body)."""
@@ -65,4 +67,8 @@ def _principal(claims: dict) -> Principal:
     role = claims.get("role", "member")
     if role not in ("admin", "member"):
         raise InvalidToken(f"token role {role!r} is not admin or member")
-    return Principal(tenant=str(tenant), subject=str(claims["sub"]), role=role, via="jwt")
+    subject = str(claims["sub"])
+    # The subject is the user its runs work for (RunSubmit.user): within the same bounds.
+    if not 1 <= len(subject) <= MAX_SUBJECT_CHARS:
+        raise InvalidToken(f"token `sub` must be 1 to {MAX_SUBJECT_CHARS} characters")
+    return Principal(tenant=str(tenant), subject=subject, role=role, via="jwt")

@@ -4,7 +4,9 @@ The page holds no data, so it needs no credentials (auth guards /v1 only): the u
 an API key, which the page keeps in the browser and sends to the API like any client.
 Assets are addressed by their content hash (`/static/app.js?v=<hash>`, written into
 index.html at start-up), so browsers keep them for a year and a new release is fetched at
-once; the page itself is revalidated on every load.
+once; the page itself is revalidated on every load. The Markdown renderer and sanitiser
+(markdown-it, DOMPurify) are vendored from npm under `web/vendor/`, with their licences:
+see `web/vendor/README.md`.
 """
 
 from __future__ import annotations
@@ -20,14 +22,20 @@ ASSETS = {
     "app.js": "text/javascript",
     "markdown.js": "text/javascript",
     "style.css": "text/css",
+    "vendor/markdown-it.umd.min.js": "text/javascript",
+    "vendor/purify.min.js": "text/javascript",
+    "vendor/markdown-it.LICENSE.txt": "text/plain",
+    "vendor/dompurify.LICENSE.txt": "text/plain",
 }
 LONG_CACHE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
 # Scripts, styles and connections only to this origin: model output rendered on the page
-# cannot pull anything in, nor can the page be framed.
+# cannot pull anything in, nor can the page be framed. Trusted Types: HTML reaches the DOM
+# only through DOMPurify's policy (markdown.js), never as a plain string.
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self' {ws}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    "connect-src 'self' {ws}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; "
+    "require-trusted-types-for 'script'; trusted-types dompurify"
 )
 
 
@@ -50,7 +58,7 @@ class WebPage:
         self.assets = {name: _load(name, kind) for name, kind in ASSETS.items()}
         html = (WEB_DIR / "index.html").read_text()
         for name in self.assets:
-            html = html.replace(f"/static/{name}", f"/static/{name}?v={self.version(name)}")
+            html = html.replace(f'"/static/{name}"', f'"/static/{name}?v={self.version(name)}"')
         self.index = _load("index.html", "text/html", html.encode())
 
     def version(self, name: str) -> str:
@@ -90,4 +98,5 @@ def _respond(request: web.Request, file: StaticFile, cache: str) -> web.StreamRe
 def add_routes(app: web.Application) -> None:
     page = WebPage()
     app.router.add_get("/", page.page)
-    app.router.add_get("/static/{name}", page.asset)
+    # `{name}` may hold a slash (vendor/…): it is only ever a key of ASSETS, never a path.
+    app.router.add_get("/static/{name:.+}", page.asset)

@@ -87,6 +87,8 @@ async def test_jwt_edge_cases(scripted_gateway):
         (no_tenant, "tenant"),
         (unsigned, "'none' is not accepted"),
         (rs256, "'RS256' is not accepted"),
+        (hs256_token(sub="u" * 300), "`sub` must be 1 to 256 characters"),  # runs carry 256
+        (hs256_token(sub=""), "`sub` must be 1 to 256 characters"),
     ]:
         status, _, body = await _get(url, token)
         assert status == 401, (said, body)

@@ -7,6 +7,7 @@ import asyncio
 import secrets
 
 import aiohttp
+import openai
 import pytest
 from gateway_testkit import openai_client
 
@@ -71,3 +72,39 @@ async def test_a_websocket_chat_streams_the_real_model_in_one_trace(
     assert otlp_receiver.wait_for(trace_id, "run assistant", timeout=30).service == "agent-runner"
     inference = otlp_receiver.wait_for(trace_id, "inference.chat process", timeout=30)
     assert inference.service == "inference"
+
+
+async def test_max_tokens_cuts_the_real_model_s_answer_and_says_length(real_gateway, bus):
+    key = await create_api_key(bus, "acme")
+    client = openai_client(real_gateway, key)
+    ask = [{"role": "user", "content": "Count from one to fifty in words, one per line."}]
+
+    completion = await client.chat.completions.create(
+        model="revo/assistant", messages=ask, max_tokens=4
+    )
+    stream = await client.chat.completions.create(
+        model="revo/assistant", messages=ask, max_completion_tokens=4, stream=True
+    )
+    chunks = [chunk async for chunk in stream if chunk.choices]
+
+    assert completion.choices[0].finish_reason == "length"
+    assert 0 < len(completion.choices[0].message.content) < 60
+    assert chunks[-1].choices[0].finish_reason == "length"
+    assert len([c for c in chunks if c.choices[0].delta.content]) <= 4
+
+
+async def test_a_prompt_beyond_the_real_model_s_context_is_context_length_exceeded(
+    real_gateway, bus
+):
+    key = await create_api_key(bus, "acme")
+    client = openai_client(real_gateway, key)
+    too_long = [{"role": "user", "content": "tell me about this: " + "hello " * 5000}]
+
+    for stream in (False, True):
+        with pytest.raises(openai.BadRequestError) as raised:
+            async with asyncio.timeout(60):  # failed once, not retried until gave_up
+                await client.chat.completions.create(
+                    model="revo/assistant", messages=too_long, stream=stream
+                )
+        assert raised.value.code == "context_length_exceeded"
+        assert "token context" in raised.value.message

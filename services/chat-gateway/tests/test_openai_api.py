@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import aiohttp
@@ -11,6 +12,7 @@ import openai
 import pytest
 from gateway_testkit import base_url, hs256_token, http, openai_client, scripted_default
 
+from revo_chat_gateway.openai_stream import HEADERS_HOLD_S
 from revo_contracts import subjects
 from revo_contracts.runs import RunGetRequest, RunSubmit
 from revo_core.errors import NotFound
@@ -177,12 +179,13 @@ async def test_a_failing_run_is_the_client_s_typed_error(scripted_gateway, key, 
     assert raised.value.code == "invalid_request"
 
 
-async def test_a_streamed_run_that_fails_ends_with_an_error_event(
+async def test_a_streamed_run_that_fails_after_the_stream_began_ends_with_an_error_event(
     scripted_gateway, key, scripted_model
 ):
     client = openai_client(scripted_gateway, key)
+    late = Reply(error="upstream_error", delay_s=HEADERS_HOLD_S + 1.5)
 
-    with scripted_default(scripted_model, Script([Reply(error="upstream_error")])):
+    with scripted_default(scripted_model, Script([late])):
         stream = await client.chat.completions.create(
             model="revo/chatty", messages=MESSAGES, stream=True
         )
@@ -191,6 +194,88 @@ async def test_a_streamed_run_that_fails_ends_with_an_error_event(
                 pass
 
     assert "upstream_error" in str(raised.value)
+
+
+TOO_LONG = Reply(
+    error="invalid_request",
+    error_details={"field": "max_tokens", "max_context": 2048, "prompt_tokens": 40_093},
+)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_prompt_beyond_the_context_is_400_context_length_exceeded(
+    scripted_gateway, key, scripted_model, stream
+):
+    client = openai_client(scripted_gateway, key)
+
+    with (
+        scripted_default(scripted_model, Script([TOO_LONG])),
+        pytest.raises(openai.BadRequestError) as raised,
+    ):
+        async with asyncio.timeout(10):  # the run fails once, it is not retried until gave_up
+            await client.chat.completions.create(
+                model="revo/chatty", messages=MESSAGES, stream=stream
+            )
+
+    assert raised.value.code == "context_length_exceeded"
+    assert "2048-token context" in raised.value.message
+
+
+LONG_ANSWER = " ".join(f"w{i}" for i in range(40))
+
+
+@pytest.mark.parametrize("limit", [{"max_tokens": 3}, {"max_completion_tokens": 3}])
+async def test_max_tokens_cuts_the_answer_and_finishes_with_length(
+    scripted_gateway, key, scripted_model, limit
+):
+    client = openai_client(scripted_gateway, key)
+
+    with scripted_default(scripted_model, Script([text(LONG_ANSWER)])):
+        completion = await client.chat.completions.create(
+            model="revo/chatty", messages=MESSAGES, **limit
+        )
+
+    assert completion.choices[0].message.content == "w0 w1 w2"
+    assert completion.choices[0].finish_reason == "length"
+
+
+async def test_max_tokens_cuts_a_streamed_answer_and_its_last_chunk_says_length(
+    scripted_gateway, key, scripted_model
+):
+    client = openai_client(scripted_gateway, key)
+
+    with scripted_default(scripted_model, Script([text(LONG_ANSWER)])):
+        stream = await client.chat.completions.create(
+            model="revo/chatty", messages=MESSAGES, stream=True, max_tokens=3
+        )
+        chunks = [chunk async for chunk in stream]
+
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "w0 w1 w2"
+    assert chunks[-1].choices[0].finish_reason == "length"
+
+
+async def test_an_answer_within_max_tokens_finishes_with_stop(scripted_gateway, key, answers):
+    client = openai_client(scripted_gateway, key)
+
+    completion = await client.chat.completions.create(
+        model="revo/chatty", messages=MESSAGES, max_tokens=100
+    )
+
+    assert completion.choices[0].message.content == ANSWER
+    assert completion.choices[0].finish_reason == "stop"
+
+
+async def test_an_oversized_user_is_400_at_once_naming_the_field(scripted_gateway, key):
+    url = f"{base_url(scripted_gateway)}/v1/chat/completions"
+    body = {"model": "revo/chatty", "messages": MESSAGES, "user": "u" * 300}
+
+    started = time.monotonic()
+    status, _, answer = http("POST", url, key, body, timeout=10)
+
+    assert status == 400, answer
+    assert answer["error"]["code"] == "invalid_request"
+    assert "$.user" in answer["error"]["message"]
+    assert time.monotonic() - started < 5
 
 
 async def test_an_unknown_agent_is_model_not_found(scripted_gateway, key):

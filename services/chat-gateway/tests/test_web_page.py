@@ -13,6 +13,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from browser_testkit import WAIT_S, csp_violations, start_chromium
 from gateway_testkit import base_url, scripted_default
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException as StaleElementReference
@@ -23,23 +24,6 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from revo_core.testing.fixtures import create_api_key
 from revo_core.testing.scripted_model import Reply, Script, call
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-# Flags that work in a sandboxed container without a display or network.
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--window-size=1440,900",
-)
-WAIT_S = 30  # a slow, shared machine: generous, and only ever spent when something is wrong
 
 WRONG_KEY = "revo_0123456789abcdef_wrong"
 FIRST_MESSAGE = "Show me the fix"
@@ -60,23 +44,7 @@ async def key(scripted_gateway, scripted_bus) -> str:
 
 @pytest.fixture
 def browser(tmp_path):
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
-    if missing:
-        pytest.fail(
-            f"the web page's test needs Debian's chromium and chromium-driver; missing: "
-            f"{', '.join(missing)}. Install them: apt-get install -y chromium chromium-driver "
-            "(scripts/install.sh does it where apt-get is available)",
-            pytrace=False,
-        )
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(flag)
-    service = webdriver.ChromeService(
-        executable_path=str(CHROMEDRIVER), log_output=str(tmp_path / "chromedriver.log")
-    )
-    driver = webdriver.Chrome(options=options, service=service)
-    driver.set_page_load_timeout(WAIT_S)
+    driver = start_chromium(tmp_path)
     yield driver
     driver.quit()
 
@@ -301,6 +269,8 @@ async def test_a_person_signs_in_chats_with_streaming_tools_and_markdown_and_sto
     await in_browser(page.screenshot, shot)
     await in_browser(page.screenshot, tmp_path / "chat-dark.png", True)
     assert shot.exists() and shot.stat().st_size > 20_000
+    # The whole chat ran within the page's CSP: Trusted Types and all.
+    assert csp_violations(browser) == []
 
 
 async def test_the_page_and_its_assets_need_no_credentials_and_are_cached_by_version(
@@ -313,8 +283,8 @@ async def test_the_page_and_its_assets_need_no_credentials_and_are_cached_by_ver
             assert page.status == 200 and page.content_type == "text/html"
             assert page.headers["Cache-Control"] == "no-cache"
             assert "script-src 'self'" in page.headers["Content-Security-Policy"]
-        assets = re.findall(r'"(/static/[\w.]+\?v=\w+)"', html)
-        assert len(assets) == 3
+        assets = re.findall(r'"(/static/[\w./-]+\?v=\w+)"', html)
+        assert len(assets) == 5  # style.css, the two vendored libraries, markdown.js, app.js
         for asset in assets:
             async with http.get(f"{url}{asset}") as response:
                 assert response.status == 200, asset

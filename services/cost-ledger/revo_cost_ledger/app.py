@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 
-from revo_contracts.streams import USAGE, USAGE_DEAD
+from revo_contracts.streams import AUDIT, USAGE, USAGE_DEAD
 from revo_core.db import apply_schema, connect_pool
 from revo_core.jetstream import ensure_streams
 from revo_core.logging import get_logger
@@ -61,7 +61,7 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _ledger_ctx(app: web.Application) -> AsyncIterator[None]:
     settings: CostLedgerSettings = app[SETTINGS]  # type: ignore[assignment]
     bus, pool, prices = app[BUS], app[POOL], app[PRICES]
-    await ensure_streams(bus.js, (USAGE, USAGE_DEAD))
+    await ensure_streams(bus.js, (USAGE, USAGE_DEAD, AUDIT))
     alerts = AlertPublisher(bus, pool, settings.alert_thresholds)
     await alerts.check_all()
     alerts.start()

@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator
 import asyncpg
 from aiohttp import web
 
+from revo_contracts.streams import AUDIT
 from revo_core.errors import UpstreamError
+from revo_core.jetstream import ensure_streams
 from revo_core.logging import get_logger
 from revo_core.service import BUS, SETTINGS, create_service_app, serving_pool
 from revo_memory.api import start_endpoints
@@ -77,6 +79,7 @@ async def _memory_ctx(app: web.Application) -> AsyncIterator[None]:
     settings: MemorySettings = app[SETTINGS]  # type: ignore[assignment]
     pool, embedder = app[POOL], app[EMBEDDER]
     lifecycle = MemoryLifecycle(pool)
+    await ensure_streams(app[BUS].js, (AUDIT,))  # where `memory.forgotten` is recorded
     endpoints = await start_endpoints(
         app[BUS],
         MemoryWriter(pool, embedder, settings),

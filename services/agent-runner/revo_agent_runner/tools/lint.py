@@ -1,7 +1,9 @@
 """run_linter and detect_languages: what the workspace is written in, and what a linter finds.
 
 Python is linted with ruff (installed with the agent-runner); its findings come back as JSON
-the model can act on, each with a suggested fix. Other languages have no linter yet.
+the model can act on, each with a suggested fix. Other languages have no linter yet. ruff
+sees only the workspace's own config, vetted (ruff_config.py), and an environment of its
+own: nothing of the runner's (its database URL, its NATS credentials) reaches it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from msgspec import Meta
 
 from revo_agent_runner.tools.base import MAX_OUTPUT_CHARS, ToolContext, ToolError, ToolSpec
 from revo_agent_runner.tools.paths import resolve_inside, walk_files
+from revo_agent_runner.tools.ruff_config import RuffConfig, workspace_config
 
 LINT_TIMEOUT_S = 60.0
 MAX_FINDINGS = 200
@@ -159,9 +162,10 @@ async def run_linter(ctx: ToolContext, args: RunLinterArgs) -> str:
     if not await asyncio.to_thread(_has_python_files, target):
         report = LintReport(None, [], 0, note="no Python files: no linter applies")
         return msgspec.json.encode(report).decode()
-    output = await _run_ruff(find_ruff(), target, ctx.workspace)
+    config = await asyncio.to_thread(workspace_config, ctx.workspace, target)
+    output = await _run_ruff(find_ruff(), target, ctx.workspace, config)
     findings = _findings(ctx.workspace, _decode_ruff(output))
-    return _encode_fitting(findings)
+    return _encode_fitting(findings, config.note)
 
 
 def _has_python_files(target: Path) -> bool:
@@ -179,12 +183,25 @@ def find_ruff() -> Path:
     return Path(on_path)
 
 
-async def _run_ruff(ruff: Path, target: Path, root: Path) -> bytes:
+def ruff_environment() -> dict[str, str]:
+    """All ruff gets of the environment: no HOME or XDG_CONFIG_HOME (no user config), no
+    RUFF_* settings, none of the runner's secrets."""
+    return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+
+
+def ruff_command(ruff: Path, config: RuffConfig) -> list[str]:
     command = [str(ruff), "check", "--output-format", "json", "--no-cache", "--exit-zero"]
+    # --config alone also stops ruff's search for configs (above the workspace, too).
+    return [*command, *(["--config", str(config.path)] if config.path else ["--isolated"])]
+
+
+async def _run_ruff(ruff: Path, target: Path, root: Path, config: RuffConfig) -> bytes:
     process = await asyncio.create_subprocess_exec(
-        *command,
+        *ruff_command(ruff, config),
         str(target),
-        cwd=root,
+        # A config's relative paths are read from the directory ruff runs in: its own.
+        cwd=config.path.parent if config.path else root,
+        env=ruff_environment(),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -248,14 +265,14 @@ def _suggested_fix(code: str, fix: RuffFix | None) -> str:
     return FIX_HINTS.get(code, f"see {RUFF_RULES_URL} for {code}")
 
 
-def _encode_fitting(findings: list[Finding]) -> str:
+def _encode_fitting(findings: list[Finding], config_note: str | None = None) -> str:
     """The report with as many findings as fit the output limit; count stays the total."""
     shown = findings[:MAX_FINDINGS]
     while True:
-        note = None
+        notes = [config_note] if config_note else []
         if len(shown) < len(findings):
-            note = f"showing the first {len(shown)} of {len(findings)} findings"
-        report = LintReport("ruff", shown, len(findings), note=note)
+            notes.append(f"showing the first {len(shown)} of {len(findings)} findings")
+        report = LintReport("ruff", shown, len(findings), note="; ".join(notes) or None)
         text = msgspec.json.encode(report).decode()
         if len(text) <= MAX_OUTPUT_CHARS:
             return text

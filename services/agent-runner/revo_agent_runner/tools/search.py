@@ -1,18 +1,22 @@
-"""search_code: a ripgrep-like regex search over the workspace, in pure Python.
+"""search_code: a ripgrep-like regex search over the workspace.
 
-Pure Python on purpose: one behaviour everywhere (rg is not on every runner), Python regex
-syntax the model already knows, and the same symlink rules as the other tools.
+The walk is Python (one behaviour everywhere: rg is not on every runner, and the same
+symlink rules as the other tools); the matching is RE2, as in ripgrep: linear in the text
+whatever the pattern. Python's `re` backtracks, so a pattern the model writes such as
+`(a+)+$` on one long line would run for hours while holding the GIL, freezing the runner's
+event loop and its heartbeats. RE2 refuses the few constructs it cannot run in linear time
+(backreferences, lookaround), and the model is told so.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
+import re2
 from msgspec import Meta
 
 from revo_agent_runner.tools.base import ToolContext, ToolError, ToolSpec, join_capped
@@ -30,7 +34,14 @@ MAX_MATCH_CHARS = 200
 
 
 class SearchCodeArgs(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    pattern: Annotated[str, Meta(min_length=1, description="A Python regular expression.")]
+    pattern: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            description="A regular expression (RE2 syntax: as Python's, "
+            "without backreferences or lookaround).",
+        ),
+    ]
     path: Annotated[
         str, Meta(description="File or directory to search, relative to the workspace root.")
     ] = "."
@@ -61,14 +72,20 @@ def _search_code(root: Path, args: SearchCodeArgs) -> str:
     return join_capped(shown, "matches", more=total - len(shown))
 
 
-def _compile(pattern: str, ignore_case: bool) -> re.Pattern[str]:
+def _compile(pattern: str, ignore_case: bool) -> Any:
+    options = re2.Options()
+    options.case_sensitive = not ignore_case
+    options.log_errors = False  # the model is told; the runner's log need not be
     try:
-        return re.compile(pattern, re.IGNORECASE if ignore_case else 0)
-    except re.error as exc:
-        raise ToolError(f"invalid regex /{pattern}/: {exc}") from exc
+        return re2.compile(pattern, options=options)
+    except re2.error as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args else "invalid"
+        raise ToolError(
+            f"invalid regex /{pattern}/: {reason} (RE2 syntax: no backreferences or lookaround)"
+        ) from None
 
 
-def _matches(root: Path, start: Path, regex: re.Pattern[str], glob: str | None) -> Iterator[str]:
+def _matches(root: Path, start: Path, regex: Any, glob: str | None) -> Iterator[str]:
     for path in walk_files(start):
         name = display_path(root, path)
         if matches_glob(name, glob) and _searchable(path):
@@ -83,7 +100,7 @@ def _searchable(path: Path) -> bool:
         return False
 
 
-def _matching_lines(path: Path, regex: re.Pattern[str]) -> Iterator[tuple[int, str]]:
+def _matching_lines(path: Path, regex: Any) -> Iterator[tuple[int, str]]:
     with path.open(encoding="utf-8", errors="replace") as stream:
         for number, line in enumerate(stream, start=1):
             if regex.search(line):
@@ -93,7 +110,7 @@ def _matching_lines(path: Path, regex: re.Pattern[str]) -> Iterator[tuple[int, s
 SEARCH_CODE = ToolSpec(
     name="search_code",
     description=(
-        "Search the workspace for a Python regular expression, like ripgrep. "
+        "Search the workspace for a regular expression (RE2), like ripgrep. "
         "Returns 'file:line: text' for each matching line."
     ),
     args_type=SearchCodeArgs,

@@ -651,7 +651,7 @@
       body.append(text, el("span", { class: "caret", "aria-hidden": "true" }));
     } else {
       body.classList.add("markdown");
-      body.innerHTML = window.RevoMarkdown.render(content); // escaped: see markdown.js
+      body.innerHTML = window.RevoMarkdown.render(content); // sanitised: see markdown.js
     }
     const node = el("article", { class: "msg assistant", "data-testid": "message",
       "data-kind": "assistant", "data-agent": agent || "", "data-run-id": runId,

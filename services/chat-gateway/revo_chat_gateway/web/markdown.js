@@ -1,228 +1,115 @@
-// A small Markdown renderer for agents' answers: paragraphs, headings, bold, italic,
-// strikethrough, inline code, fenced code blocks (with their language), lists (nested by
-// indentation), block quotes, tables, rules and links.
+// Agents' answers, which are model output and so untrusted, as HTML: markdown-it parses
+// CommonMark (plus tables, strikethrough and bare links), DOMPurify sanitises what it
+// made. Both are vendored in vendor/ (see vendor/README.md for versions and updates).
+// `render` returns TrustedHTML where the browser has Trusted Types: the page's CSP lets no
+// other string reach innerHTML (`require-trusted-types-for 'script'; trusted-types
+// dompurify`), so the sanitiser is the one way into the DOM.
 //
-// Safety: the text is HTML-escaped before any markup is recognised, and every tag in the
-// output is one this file writes, so model output can never inject HTML or script. Links
-// keep only http(s), mailto, relative and #anchor targets.
+// Safety, in layers: markdown-it runs with raw HTML off, so `<img onerror=…>` stays
+// text; a link whose target is not http(s), mailto or a same-origin relative path is not
+// made a link at all; DOMPurify then keeps only the tags and attributes this file's
+// renderer writes, and checks every href again. The page's CSP (script-src 'self') is a
+// last layer, not the one relied on.
 (function () {
   "use strict";
 
-  const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+  const SCHEMES = new Set(["http", "https", "mailto"]);
+  // A scheme as browsers find one: letters first, up to the first colon.
+  const SCHEME = /^([a-z][a-z0-9+.-]*):/i;
+  // `//host` and `/\host` (browsers read a backslash as a slash) leave this origin.
+  const OTHER_HOST = /^[\\/]{2}/;
+  // Browsers ignore these around a URL, and tabs and newlines inside it.
+  const IGNORED = /[\u0000-\u0020\u007f-\u009f]/g;
 
-  function escapeHtml(text) {
-    return String(text).replace(/[&<>"']/g, (c) => ESCAPES[c]);
-  }
-
-  // -- inline ---------------------------------------------------------------------------
-
-  const SAFE_URL = /^(https?:\/\/|mailto:|\/(?!\/)|#|\.{1,2}\/)/i;
-
-  // `text` is already escaped; code spans and links are set aside as numbered slots so
-  // emphasis inside them is left alone.
-  function inline(text) {
-    const slots = [];
-    const keep = (html) => `\u0000${slots.push(html) - 1}\u0000`;
-    let out = text.replace(/\u0000/g, "");
-    out = out.replace(/(`+)([^`]|[^`][\s\S]*?[^`])\1(?!`)/g, (_, __, code) =>
-      keep(`<code>${code.trim() || code}</code>`));
-    out = out.replace(/\[([^\]\n]+)\]\(((?:[^()\s]|\([^()\s]*\))+)\)/g, (whole, label, url) =>
-      SAFE_URL.test(url) ? keep(link(url, emphasis(label))) : label);
-    out = out.replace(BARE_URL, (_, before, found) => {
-      const url = found.replace(/[.,;:!?)]+$/, "");
-      return before + keep(link(url, url)) + found.slice(url.length);
+  // Whether `href` may be a link on this page: http(s), mailto, or a relative path that
+  // stays on this origin. Judged on the decoded text too (markdown-it hands over
+  // percent-encoded targets: `/\evil.com` arrives as `/%5Cevil.com`), erring on refusal.
+  function safeHref(href) {
+    return [href, decoded(href)].every((text) => {
+      const compact = String(text).replace(IGNORED, "");
+      const scheme = SCHEME.exec(compact);
+      if (scheme) return SCHEMES.has(scheme[1].toLowerCase());
+      return !OTHER_HOST.test(compact) && sameOrigin(href);
     });
-    out = emphasis(out);
-    // Slots can hold slots (a code span in a link's label): restore until none is left.
-    while (/\u0000\d+\u0000/.test(out)) {
-      out = out.replace(/\u0000(\d+)\u0000/g, (_, i) => slots[Number(i)]);
+  }
+
+  function decoded(href) {
+    try {
+      return decodeURIComponent(href);
+    } catch {
+      return href; // a stray `%`: the text as it is
     }
-    return out;
   }
 
-  // A bare URL in the text, up to a space or an escaped <, >, " or '.
-  const BARE_URL = /(^|[\s(]|&lt;)(https?:\/\/(?:(?!&(?:lt|gt|quot|#39);)\S)+)/g;
-
-  function link(url, label) {
-    return `<a href="${url}" target="_blank" rel="noopener noreferrer">${label}</a>`;
-  }
-
-  function emphasis(text) {
-    return text
-      .replace(/\*\*(?=\S)([\s\S]*?\S)\*\*/g, "<strong>$1</strong>")
-      .replace(/(^|[^\w])__(?=\S)([\s\S]*?\S)__(?!\w)/g, "$1<strong>$2</strong>")
-      .replace(/~~(?=\S)([\s\S]*?\S)~~/g, "<del>$1</del>")
-      .replace(/(^|[^*\w])\*([^\s*](?:[^*]*?[^\s*])?)\*(?!\*)/g, "$1<em>$2</em>")
-      .replace(/(^|[^\w])_([^\s_](?:[^_]*?[^\s_])?)_(?!\w)/g, "$1<em>$2</em>");
-  }
-
-  // -- blocks ---------------------------------------------------------------------------
-
-  const FENCE = /^ {0,3}(`{3,}|~{3,})\s*([\w#+.-]*)/;
-  const HEADING = /^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$/;
-  const RULE = /^ {0,3}([-*_])(\s*\1){2,}\s*$/;
-  const QUOTE = /^ {0,3}&gt;\s?/;
-  const ITEM = /^( *)([-*+]|\d{1,9}[.)])\s+(.*)$/;
-  const TABLE_SEPARATOR = /^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$/;
-
-  function startsBlock(line, next) {
-    return FENCE.test(line) || HEADING.test(line) || RULE.test(line) || QUOTE.test(line) ||
-      ITEM.test(line) || isTableStart(line, next);
-  }
-
-  function isTableStart(line, next) {
-    return line.includes("|") && next !== undefined && TABLE_SEPARATOR.test(next) &&
-      next.includes("-");
-  }
-
-  // Lines (escaped) to HTML.
-  function blocks(lines) {
-    const html = [];
-    let i = 0;
-    while (i < lines.length) {
-      const line = lines[i];
-      if (!line.trim()) {
-        i += 1;
-        continue;
-      }
-      const parsed = fence(lines, i) || heading(lines, i) || rule(lines, i) || quote(lines, i) ||
-        list(lines, i) || table(lines, i) || paragraph(lines, i);
-      html.push(parsed.html);
-      i = parsed.next;
+  function sameOrigin(href) {
+    try {
+      return new URL(href, document.baseURI).origin === window.location.origin;
+    } catch {
+      return false;
     }
-    return html.join("\n");
   }
 
-  function fence(lines, i) {
-    const open = FENCE.exec(lines[i]);
-    if (!open) return null;
-    const marker = open[1];
-    const lang = open[2].toLowerCase();
-    const body = [];
-    let j = i + 1;
-    // An unclosed fence runs to the end (an answer still being written).
-    while (j < lines.length && !lines[j].trim().startsWith(marker)) body.push(lines[j++]);
-    const label = lang || "text";
+  // -- markdown-it: the parser and the HTML it writes -----------------------------------
+
+  const md = window.markdownit({ html: false, linkify: true, breaks: true });
+  md.validateLink = safeHref;
+  md.disable("image"); // an answer shows no pictures: `![x](y)` stays text and a link
+  const escapeHtml = md.utils.escapeHtml;
+
+  // A code block with its language and a Copy button (app.js handles the click).
+  function codeBlock(code, info) {
+    const lang = (info || "").trim().split(/\s+/)[0].toLowerCase();
     const cls = lang ? ` class="language-${lang.replace(/[^\w-]/g, "")}"` : "";
-    const html = `<div class="code-block"><div class="code-head"><span class="code-lang">${label}` +
-      `</span><button type="button" class="code-copy">Copy</button></div>` +
-      `<pre><code${cls}>${body.join("\n")}</code></pre></div>`;
-    return { html, next: j + 1 };
+    return `<div class="code-block"><div class="code-head"><span class="code-lang">` +
+      `${escapeHtml(lang || "text")}</span><button type="button" class="code-copy">Copy` +
+      `</button></div><pre><code${cls}>${escapeHtml(code.replace(/\n$/, ""))}</code></pre></div>\n`;
   }
 
-  function heading(lines, i) {
-    const match = HEADING.exec(lines[i]);
-    if (!match) return null;
-    const level = match[1].length;
-    return { html: `<h${level}>${inline(match[2])}</h${level}>`, next: i + 1 };
-  }
+  md.renderer.rules.fence = (tokens, i) => codeBlock(tokens[i].content, tokens[i].info);
+  md.renderer.rules.code_block = (tokens, i) => codeBlock(tokens[i].content, "");
+  // Wide tables scroll on their own instead of widening the chat.
+  md.renderer.rules.table_open = () => '<div class="table-wrap"><table>\n';
+  md.renderer.rules.table_close = () => "</table></div>\n";
 
-  function rule(lines, i) {
-    return RULE.test(lines[i]) ? { html: "<hr>", next: i + 1 } : null;
+  // A column's alignment as a class: the CSP allows no inline style attributes.
+  function alignedCell(tokens, i, options, env, self) {
+    const token = tokens[i];
+    const align = /text-align:(left|center|right)/.exec(token.attrGet("style") || "");
+    token.attrs = (token.attrs || []).filter(([name]) => name !== "style");
+    if (align) token.attrJoin("class", `align-${align[1]}`);
+    return self.renderToken(tokens, i, options);
   }
+  md.renderer.rules.th_open = alignedCell;
+  md.renderer.rules.td_open = alignedCell;
 
-  function quote(lines, i) {
-    if (!QUOTE.test(lines[i])) return null;
-    const body = [];
-    let j = i;
-    while (j < lines.length && lines[j].trim() && QUOTE.test(lines[j])) {
-      body.push(lines[j].replace(QUOTE, ""));
-      j += 1;
+  // -- DOMPurify: only what the renderer above writes -----------------------------------
+
+  const purify = window.DOMPurify(window); // an instance of our own: its hooks stay here
+  const POLICY = {
+    ALLOWED_TAGS: [
+      "a", "blockquote", "br", "button", "code", "div", "em", "h1", "h2", "h3", "h4", "h5",
+      "h6", "hr", "li", "ol", "p", "pre", "s", "span", "strong", "table", "tbody", "td", "th",
+      "thead", "tr", "ul",
+    ],
+    ALLOWED_ATTR: ["class", "href", "start", "title", "type"],
+    ALLOW_DATA_ATTR: false,
+    ALLOW_ARIA_ATTR: false,
+    RETURN_TRUSTED_TYPE: true, // made by DOMPurify's own policy, `dompurify`
+  };
+
+  purify.addHook("afterSanitizeAttributes", (node) => {
+    if (node.tagName !== "A") return;
+    if (node.hasAttribute("href") && !safeHref(node.getAttribute("href"))) {
+      node.removeAttribute("href");
     }
-    return { html: `<blockquote>${blocks(body)}</blockquote>`, next: j };
-  }
-
-  function list(lines, i) {
-    const first = ITEM.exec(lines[i]);
-    if (!first) return null;
-    const indent = first[1].length;
-    const ordered = /\d/.test(first[2]);
-    const items = [];
-    let loose = false;
-    const sibling = (line) => {
-      const item = ITEM.exec(line || "");
-      return item && item[1].length === indent && /\d/.test(item[2]) === ordered ? item : null;
-    };
-    let j = i;
-    while (j < lines.length) {
-      const item = sibling(lines[j]);
-      if (!item) break;
-      const body = [item[3]];
-      j += 1;
-      // The item goes on while lines are indented past its marker (or blank between such).
-      while (j < lines.length) {
-        const line = lines[j];
-        if (!line.trim()) {
-          const after = lines[j + 1];
-          if (after !== undefined && leading(after) > indent && after.trim()) {
-            body.push("");
-            loose = true;
-            j += 1;
-            continue;
-          }
-          break;
-        }
-        if (leading(line) > indent) {
-          body.push(line.slice(Math.min(leading(line), indent + 2)));
-        } else if (!ITEM.test(line) && !startsBlock(line, lines[j + 1])) {
-          body.push(line.trim()); // a lazy continuation of the item's paragraph
-        } else {
-          break;
-        }
-        j += 1;
-      }
-      items.push(body);
-      if (j < lines.length && !lines[j].trim() && sibling(lines[j + 1])) {
-        loose = true;
-        j += 1;
-      }
-    }
-    const tag = ordered ? "ol" : "ul";
-    const start = ordered && parseInt(first[2], 10) !== 1 ? ` start="${parseInt(first[2], 10)}"` : "";
-    const html = items.map((body) => `<li>${listItem(body, loose)}</li>`).join("");
-    return { html: `<${tag}${start}>${html}</${tag}>`, next: j };
-  }
-
-  function listItem(body, loose) {
-    const rendered = blocks(body);
-    // A tight item's lone paragraph is shown without its <p> margins.
-    return loose ? rendered : rendered.replace(/^<p>([\s\S]*?)<\/p>/, "$1");
-  }
-
-  function leading(line) {
-    return line.length - line.trimStart().length;
-  }
-
-  function table(lines, i) {
-    if (!isTableStart(lines[i], lines[i + 1])) return null;
-    const cells = (line) => line.trim().replace(/^\|/, "").replace(/\|$/, "").split("|")
-      .map((c) => inline(c.trim()));
-    const head = cells(lines[i]);
-    const rows = [];
-    let j = i + 2;
-    while (j < lines.length && lines[j].trim() && lines[j].includes("|")) rows.push(cells(lines[j++]));
-    const th = head.map((c) => `<th>${c}</th>`).join("");
-    const tr = rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join("")}</tr>`).join("");
-    return {
-      html: `<div class="table-wrap"><table><thead><tr>${th}</tr></thead><tbody>${tr}</tbody></table></div>`,
-      next: j,
-    };
-  }
-
-  function paragraph(lines, i) {
-    const body = [lines[i].trim()];
-    let j = i + 1;
-    while (j < lines.length && lines[j].trim() && !startsBlock(lines[j], lines[j + 1])) {
-      body.push(lines[j].trim());
-      j += 1;
-    }
-    return { html: `<p>${inline(body.join("\n")).replace(/\n/g, "<br>")}</p>`, next: j };
-  }
+    // Opened apart from the chat, which learns nothing of the page it opens, nor it of us.
+    node.setAttribute("target", "_blank");
+    node.setAttribute("rel", "noopener noreferrer");
+  });
 
   function render(markdown) {
-    const text = escapeHtml(String(markdown ?? "").replace(/\r\n?/g, "\n").replace(/\t/g, "    "));
-    return blocks(text.split("\n"));
+    return purify.sanitize(md.render(String(markdown ?? "")), POLICY);
   }
 
-  window.RevoMarkdown = { render, escapeHtml };
+  window.RevoMarkdown = { render };
 })();
