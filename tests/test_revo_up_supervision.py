@@ -159,10 +159,13 @@ def test_revo_up_again_restarts_a_dead_supervisor_and_starts_only_what_is_missin
     shutil.copy(PRICES, Path(env["REVO_STATE_DIR"]) / "prices.yaml")  # the ledger's fix
     before = read_state(env)
     os.kill(before["supervisor_pid"], signal.SIGKILL)
+    unsupervised = revo("status", env=env)
 
     again = revo("up", env=env, timeout=300)
     after = read_state(env)
 
+    assert unsupervised.returncode == 1
+    assert "supervisor not running (`revo up` starts it again)" in unsupervised.stdout
     assert again.returncode == 0, again.stdout + again.stderr
     assert "cost-ledger   ready after" in again.stdout
     assert "memory        already running" in again.stdout

@@ -141,6 +141,20 @@ def new_plan(base: Path) -> PlatformState:
     return state
 
 
+def move_off_taken_ports(state: PlatformState, name: str) -> None:
+    """NATS's or Postgres's ports, where another program took them since they were chosen.
+    Only while no service runs: a running service stays connected to the URL it was given."""
+    if name == NATS:
+        if port_open(state.nats_port):
+            state.nats_port = free_port()
+            state.nats_url = f"nats://127.0.0.1:{state.nats_port}"
+        if port_open(state.nats_monitor_port):
+            state.nats_monitor_port = free_port()
+    elif name == POSTGRES and port_open(state.postgres_port):
+        state.postgres_port = free_port()
+        state.postgres_dsn = postgres(state).dsn
+
+
 def resumed_plan(state: PlatformState) -> PlatformState:
     """The same ports (what still runs is connected to them), and a fresh restart budget:
     `revo up` is someone asking for another try at what had failed."""

@@ -137,6 +137,12 @@ class Supervisor:
         record.started_at = time.time()
         if name in self.state.services and port_open(record.http_port):
             _move_to_a_free_port(name, record)
+        elif name in (NATS, POSTGRES) and not self._services_alive():
+            ports = (self.state.nats_port, self.state.postgres_port)
+            platform.move_off_taken_ports(self.state, name)
+            if ports != (self.state.nats_port, self.state.postgres_port):
+                log.warning("port_taken", process=name, nats_url=self.state.nats_url,
+                            postgres_port=self.state.postgres_port)  # fmt: skip
         try:
             process = self._launch(name)
         except (EmbeddedProcessError, OSError, subprocess.SubprocessError) as exc:
@@ -156,6 +162,9 @@ class Supervisor:
             platform.postgres(self.state).start()
             return None
         return platform.service_process(name, self.state, self.base).start().process
+
+    def _services_alive(self) -> bool:
+        return any(pid_alive(record.pid) for record in self.state.services.values())
 
     def _dependencies_up(self, name: str) -> bool:
         """A service needs NATS and Postgres running; they need nothing."""

@@ -19,6 +19,11 @@ def encode(message: Any) -> bytes:
     return _encoder.encode(message)
 
 
+# What a consumer that decodes with msgspec itself must treat as a malformed message: its
+# errors, and RecursionError, raised where nesting goes deeper than Python's stack.
+UNREADABLE: tuple[type[Exception], ...] = (msgspec.DecodeError, RecursionError)
+
+
 @functools.cache
 def _decoder(kind: Any) -> msgspec.json.Decoder:
     return msgspec.json.Decoder(kind)

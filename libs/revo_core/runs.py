@@ -36,6 +36,7 @@ from revo_contracts.runs import (
 )
 from revo_contracts.streams import RUN_EVENTS, RUNS
 from revo_core.bus import Bus
+from revo_core.codec import UNREADABLE
 from revo_core.errors import InvalidRequest, RequestTimeout
 from revo_core.logging import get_logger
 
@@ -155,7 +156,7 @@ class RunFollower:
                 self._queue.put_nowait(_token_decoder.decode(msg.data))
             else:
                 self._take_event(_event_decoder.decode(msg.data))
-        except msgspec.DecodeError:
+        except UNREADABLE:
             pass  # not ours to judge: the runner's log keeps the event, read on a gap
 
     def _take_event(self, event: RunEvent) -> None:
@@ -194,7 +195,7 @@ class RunFollower:
                 log.debug("reading a run's log failed", run_id=self.run_id, error=str(exc))
                 return
             self._next_stream_seq = stored.seq + 1
-            with contextlib.suppress(msgspec.DecodeError):
+            with contextlib.suppress(*UNREADABLE):
                 self._take_event(_event_decoder.decode(stored.data))
 
     def __aiter__(self) -> AsyncIterator[RunEvent | TokenDelta]:

@@ -15,6 +15,7 @@ from revo_agent_runner.store import RunStore
 from revo_contracts import subjects
 from revo_contracts.runs import Answer, Cancel, ControlAck, RunControl
 from revo_core.audit import audit_event, record_audit
+from revo_core.codec import UNREADABLE
 from revo_core.logging import get_logger
 
 log = get_logger("revo.agent_runner.control")
@@ -99,6 +100,6 @@ def _run_id(msg: Msg) -> str:
 def _decode(msg: Msg) -> RunControl | None:
     try:
         return _decoder.decode(msg.data)
-    except msgspec.DecodeError as exc:
+    except UNREADABLE as exc:
         log.error("malformed control message dropped", subject=msg.subject, error=str(exc))
         return None

@@ -32,6 +32,7 @@ from revo_contracts import subjects
 from revo_contracts.runs import RunFailed, RunSubmit
 from revo_contracts.streams import RUNS
 from revo_core.bus import Bus
+from revo_core.codec import UNREADABLE
 from revo_core.logging import get_logger
 from revo_core.tracing import process_span
 
@@ -162,7 +163,7 @@ class Runner:
     async def _decode(self, msg: Msg) -> RunSubmit | None:
         try:
             submit = _submit_decoder.decode(msg.data)
-        except msgspec.DecodeError as exc:
+        except UNREADABLE as exc:
             metrics.REJECTED.labels("malformed").inc()
             stand_in = identify(msg)
             log.error(

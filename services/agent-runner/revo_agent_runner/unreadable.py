@@ -16,6 +16,7 @@ from nats.aio.msg import Msg
 
 from revo_contracts.inference import TenantId
 from revo_contracts.runs import AgentName, RunId, RunSubmit
+from revo_core.codec import UNREADABLE
 
 UNKNOWN_AGENT = "unknown"
 _MSG_ID_HEADER = "Nats-Msg-Id"
@@ -53,7 +54,7 @@ def identify(msg: Msg) -> RunSubmit | None:
 def _partial(data: bytes) -> _Partial:
     try:
         return msgspec.json.decode(data, type=_Partial)
-    except msgspec.DecodeError:  # not JSON, or not an object
+    except UNREADABLE:  # not JSON, not an object, or nested too deep
         return _Partial()
 
 

@@ -15,6 +15,7 @@ import msgspec
 
 from revo_contracts import subjects
 from revo_contracts.usage import UsageEvent
+from revo_core.codec import UNREADABLE
 from revo_cost_ledger.prices import PriceTable
 
 COLUMNS = (
@@ -67,8 +68,8 @@ class RowBuilder:
             event = _decoder.decode(data)
         except msgspec.ValidationError as exc:
             return Rejection("invalid", str(exc))
-        except msgspec.DecodeError as exc:
-            return Rejection("malformed", str(exc))
+        except UNREADABLE as exc:
+            return Rejection("malformed", str(exc) or "nested too deep")
         rejection = self._check(subject, event, now)
         if rejection is not None:
             return rejection
