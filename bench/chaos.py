@@ -43,6 +43,8 @@ ends, and the invariants are checked:
 - 0 usage events charged twice: the ledger's report for the usage tenant counts exactly
   the distinct events acknowledged;
 - 0 memories lost: every acknowledged store is found by memory.history;
+- no Python exception text in an error's message (`ConnectionRefusedError: [Errno 111]`):
+  a typed error still must not show a client the platform's insides;
 - recovery per process: kill to ready again (the supervisor's record), and kill to the
   first success of each kind of request started after the kill.
 
@@ -62,6 +64,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -138,6 +141,8 @@ WARMUP_S = 20.0
 DRAIN_S = 240.0
 
 _encoder = msgspec.json.Encoder()
+# `ConnectionRefusedError: [Errno 111] ...`, `KeyError: 'x'`, a traceback.
+EXCEPTION_TEXT = re.compile(r"\b[A-Z]\w*(Error|Exception)\b: |\[Errno \d+\]|Traceback \(")
 
 
 # -- the platform: `revo up` in a scratch state directory ---------------------------------
@@ -250,6 +255,13 @@ class Outcome:
     result: str = ""  # ok, typed <code>, dropped, not accepted, untyped <what>, hang
     detail: str = ""
     run_id: str = ""  # the run it made, where it made one
+    platform_said: str = ""  # an error's message as the platform sent it
+
+    @property
+    def leaks_exception(self) -> bool:
+        """The error's message carries Python exception text (a class name and its words,
+        an errno), which no client may see (DESIGN.md §3)."""
+        return bool(EXCEPTION_TEXT.search(self.platform_said))
 
     @property
     def seconds(self) -> float:
@@ -283,7 +295,7 @@ def classify(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, Dropped):
         return "dropped", str(exc)
     if isinstance(exc, ServiceError):
-        return f"typed {exc.code.value}", exc.message[:120]
+        return f"typed {exc.code.value}", exc.message[:200]
     if isinstance(exc, BusUnavailable):
         return "typed unavailable", str(exc)[:120]
     if isinstance(exc, NatsError | TimeoutError) and not isinstance(exc, Untyped):
@@ -315,7 +327,11 @@ async def attempt(
         hung = time.monotonic() - started >= deadline - 0.05
         result, detail = ("hang", f"no outcome in {deadline:.0f} s") if hung else classify(exc)
     except Typed as exc:
-        result, detail = f"typed {exc.code}", str(exc)[:120]
+        result, detail = f"typed {exc.code}", str(exc)[:200]
+        outcome.platform_said = str(exc)
+    except ServiceError as exc:
+        result, detail = classify(exc)
+        outcome.platform_said = exc.message
     except Exception as exc:
         result, detail = classify(exc)
     outcome.ended, outcome.result, outcome.detail = time.monotonic(), result, detail
@@ -584,7 +600,7 @@ class Kind:
 
 
 KINDS = (
-    Kind("ws chat", 10.0, 1, 120.0),
+    Kind("ws chat", 10.0, 2, 120.0),
     Kind("openai", 8.0, 2, 120.0),
     Kind("tool run", 40.0, 2, 240.0),
     Kind("usage event", 0.5, 4, 90.0),
@@ -860,6 +876,8 @@ def broken(result: Result) -> list[str]:
         )
     if result.memories_lost:
         problems.append(f"{len(result.memories_lost)} acknowledged memories lost")
+    if leaks := [o for o in r.outcomes if o.leaks_exception]:
+        problems.append(f"{len(leaks)} error(s) with Python exception text in their message")
     if any(rec.ready_s is None for rec in result.recoveries):
         problems.append("a killed process was not back")
     return problems
@@ -961,6 +979,11 @@ def report_invariants(result: Result) -> None:
               f"{outcome.detail}")  # fmt: skip
         if outcome.run_id:
             print(f"      its run {outcome.run_id}: {result.run_states.get(outcome.run_id)}")
+    leaks = [o for o in r.outcomes if o.leaks_exception]
+    print(f"  no exception text in an error's message: {len(leaks)} with it -> "
+          f"{verdict(not leaks)}")  # fmt: skip
+    for kind, said in sorted({(o.kind, o.platform_said[:110]) for o in leaks})[:6]:
+        print(f"    {kind}: {said}")
     print(f"  0 runs lost: {result.runs_checked} runs checked, {len(result.runs_lost)} without "
           f"a terminal event -> {verdict(not result.runs_lost)}")  # fmt: skip
     for lost in result.runs_lost[:10]:
