@@ -28,7 +28,10 @@ Load, each kind at a fixed interval with a bound on how many are in flight (loop
 Phases: a warm-up; the baseline, `--duration` s of the load with no kills; then the chaos
 phase, the same load while inference, agent-runner, chat-gateway, cost-ledger and memory
 (pid from state.json) are killed in turn, each once the previous one is back (supervisor:
-ready) and has answered again, then nats-server, then Postgres; the load goes on until the
+ready) and has answered again, then nats-server, then Postgres; each kill waits (at most
+30 s) for a request it serves to be in the middle of its work (a chat whose run is going
+for the gateway, a tool run for the runner), so what a process was doing when it died is
+put to the test, not only its restart; the load goes on until the
 chaos phase is at least as long as the baseline. Then the load stops, what is in flight
 ends, and the invariants are checked:
 
@@ -134,6 +137,18 @@ PROBE = {
     "nats-server": "usage event",
     "postgres": "openai",
 }
+# Each kill lands while a request of this kind is in flight (a run's, once it has a run), so
+# what the process was doing when it died is put to the test, not only its restart.
+KILLED_MID = {
+    "inference": "ws chat",
+    "agent-runner": "tool run",
+    "chat-gateway": "ws chat",
+    "cost-ledger": "cost report",
+    "memory": "memory store",
+    "nats-server": "openai",
+    "postgres": "ws chat",
+}
+MID_WAIT_S = 30.0
 SERVED_OVER_HTTP_BY = "chat-gateway"
 BACK_WITHIN_S = 240.0
 SETTLE_S = 5.0
@@ -283,6 +298,7 @@ class Record:
     usage_publishes: int = 0
     memories: list[tuple[str, str]] = field(default_factory=list)  # (id, text) acked
     kills: list[tuple[str, float]] = field(default_factory=list)  # (process, time)
+    in_flight: list[Outcome] = field(default_factory=list)  # requests going on now
 
     def killed_during(self, name: str, outcome: Outcome) -> bool:
         return any(n == name and outcome.started <= t <= outcome.ended for n, t in self.kills)
@@ -319,6 +335,7 @@ async def attempt(
     """Run one request, recording its outcome; no outcome within `deadline` s is a hang."""
     started = time.monotonic()
     outcome = Outcome(kind, started, started)
+    record.in_flight.append(outcome)
     try:
         await asyncio.wait_for(one(outcome), deadline)
         result, detail = "ok", ""
@@ -335,6 +352,7 @@ async def attempt(
     except Exception as exc:
         result, detail = classify(exc)
     outcome.ended, outcome.result, outcome.detail = time.monotonic(), result, detail
+    record.in_flight.remove(outcome)
     record.outcomes.append(outcome)
 
 
@@ -650,12 +668,14 @@ class Recovery:
 
 
 async def kill_and_wait(platform: Platform, record: Record, name: str) -> Recovery:
+    await mid_request(record, KILLED_MID[name])
     before = platform.record(name)
     os.kill(before["pid"], signal.SIGKILL)
     killed_at = time.monotonic()
     record.kills.append((name, killed_at))
     recovery = Recovery(name, killed_at)
-    print(f"  kill -9 {name} (pid {before['pid']})", flush=True)
+    going = Counter(o.kind for o in record.in_flight)
+    print(f"  kill -9 {name} (pid {before['pid']}), in flight: {dict(going)}", flush=True)
     end = killed_at + BACK_WITHIN_S
     while time.monotonic() < end:
         now = platform.record(name)
@@ -672,6 +692,17 @@ async def kill_and_wait(platform: Platform, record: Record, name: str) -> Recove
     again = f"{answered:.1f} s" if answered is not None else "never"
     print(f"    ready again after {back}, {probe} answered again after {again}", flush=True)
     return recovery
+
+
+async def mid_request(record: Record, kind: str) -> None:
+    """Until a request of `kind` is in flight (with its run, for those that make one), at
+    most MID_WAIT_S."""
+    end = time.monotonic() + MID_WAIT_S
+    makes_runs = kind in ("ws chat", "openai", "tool run")
+    while time.monotonic() < end:  # the load's tasks change in_flight
+        if any(o.kind == kind and (o.run_id or not makes_runs) for o in record.in_flight):
+            return
+        await asyncio.sleep(0.1)
 
 
 def first_ok(record: Record, kind: str, since: float) -> float | None:
