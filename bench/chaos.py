@@ -300,6 +300,14 @@ class Record:
     kills: list[tuple[str, float]] = field(default_factory=list)  # (process, time)
     in_flight: list[Outcome] = field(default_factory=list)  # requests going on now
 
+    def after_kill(self, outcome: Outcome) -> str:
+        """Which kill came last before the outcome, and how long before its start."""
+        before = [(t, n) for n, t in self.kills if t <= outcome.ended]
+        if not before:
+            return "before any kill"
+        at, name = max(before)
+        return f"started {outcome.started - at:+.1f} s from kill -9 {name}"
+
     def killed_during(self, name: str, outcome: Outcome) -> bool:
         return any(n == name and outcome.started <= t <= outcome.ended for n, t in self.kills)
 
@@ -943,7 +951,7 @@ def report_outcomes(r: Record) -> None:
         print(f"  {kind.name:<13} {sum(counts.values()):5d}: {parts}")
     examples = {(o.kind, o.result): o.detail for o in reversed(r.outcomes) if o.result != "ok"}
     for (kind, result), detail in sorted(examples.items()):
-        print(f"    e.g. {kind}, {result}: {detail[:110]}")
+        print(f"    e.g. {kind}, {result}: {one_line(detail)[:110]}")
     cut = [o for o in r.outcomes if o.result == "dropped"]
     if cut:
         print(f"  ({len(cut)} dropped: their HTTP/WebSocket connection was cut by the gateway's "
@@ -1006,15 +1014,16 @@ def report_invariants(result: Result) -> None:
     print(f"  every accepted request answered or failed typed: {accepted} accepted, "
           f"{len(bad)} hung or untyped -> {verdict(not bad)}")  # fmt: skip
     for outcome in bad[:15]:
-        print(f"    {outcome.kind}: {outcome.result} after {outcome.seconds:.1f} s: "
-              f"{outcome.detail}")  # fmt: skip
+        print(f"    {outcome.kind}: {outcome.result} after {outcome.seconds:.1f} s "
+              f"({r.after_kill(outcome)}): {one_line(outcome.detail)}")  # fmt: skip
         if outcome.run_id:
             print(f"      its run {outcome.run_id}: {result.run_states.get(outcome.run_id)}")
     leaks = [o for o in r.outcomes if o.leaks_exception]
     print(f"  no exception text in an error's message: {len(leaks)} with it -> "
           f"{verdict(not leaks)}")  # fmt: skip
-    for kind, said in sorted({(o.kind, o.platform_said[:110]) for o in leaks})[:6]:
-        print(f"    {kind}: {said}")
+    for kind, said, when in sorted({(o.kind, one_line(o.platform_said)[:110], r.after_kill(o))
+                                    for o in leaks})[:8]:  # fmt: skip
+        print(f"    {kind} ({when}): {said}")
     print(f"  0 runs lost: {result.runs_checked} runs checked, {len(result.runs_lost)} without "
           f"a terminal event -> {verdict(not result.runs_lost)}")  # fmt: skip
     for lost in result.runs_lost[:10]:
@@ -1029,6 +1038,10 @@ def report_invariants(result: Result) -> None:
           f"{verdict(not lost)}")  # fmt: skip
     for lost in result.memories_lost[:10]:
         print(f"    {lost}")
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def verdict(ok: bool) -> str:
