@@ -301,12 +301,15 @@ class Record:
     in_flight: list[Outcome] = field(default_factory=list)  # requests going on now
 
     def after_kill(self, outcome: Outcome) -> str:
-        """Which kill came last before the outcome, and how long before its start."""
-        before = [(t, n) for n, t in self.kills if t <= outcome.ended]
+        """The kills while the request was going, else the last one before it started."""
+        during = [n for n, t in self.kills if outcome.started <= t <= outcome.ended]
+        if during:
+            return f"kill -9 of {', '.join(during)} meanwhile"
+        before = [(t, n) for n, t in self.kills if t <= outcome.started]
         if not before:
             return "before any kill"
         at, name = max(before)
-        return f"started {outcome.started - at:+.1f} s from kill -9 {name}"
+        return f"started {outcome.started - at:.1f} s after kill -9 of {name}"
 
     def killed_during(self, name: str, outcome: Outcome) -> bool:
         return any(n == name and outcome.started <= t <= outcome.ended for n, t in self.kills)
