@@ -22,6 +22,16 @@ class DatabaseUnavailable(RevoError):
     """Postgres could not be reached (wrong URL, server down, bad credentials)."""
 
 
+# Postgres unreachable or restarting: a moment's unavailability (answered `overloaded`,
+# retry), not a bug of the request (`internal`). Seen under bench/chaos.py.
+DATABASE_AWAY: tuple[type[Exception], ...] = (
+    ConnectionError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+)
+
+
 async def connect_pool(
     dsn: str,
     min_size: int = 1,

@@ -24,6 +24,7 @@ from revo_core import headers as h
 from revo_core import metrics, tracing
 from revo_core.bus import Bus
 from revo_core.codec import decode, encode
+from revo_core.db import DATABASE_AWAY
 from revo_core.errors import InternalError, Overloaded, ServiceError
 from revo_core.logging import get_logger
 from revo_core.streaming import StreamReply, cancel_subject
@@ -147,6 +148,12 @@ class Endpoints:
                 span.set_status(StatusCode.ERROR, str(exc))
                 log.info("request rejected", endpoint=name, code=outcome, error=exc.message)
                 await _respond_error(self._bus.nc, msg, exc)
+            except DATABASE_AWAY as exc:
+                outcome = "overloaded"
+                span.record_exception(exc)
+                log.warning("database unavailable", endpoint=name, error=type(exc).__name__)
+                away = Overloaded(f"a database {self._name} needs is unavailable; retry shortly")
+                await _respond_error(self._bus.nc, msg, away)
             except Exception as exc:
                 outcome = "internal"
                 span.record_exception(exc)

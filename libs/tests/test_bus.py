@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import msgspec
 import pytest
 
@@ -86,6 +87,23 @@ async def test_error_replies_carry_the_micro_error_headers(bus, endpoints):
     assert "internal error in greeter (trace " in msg.headers["Nats-Service-Error"]
     with pytest.raises(InternalError):
         await bus.request("test.greet.bug", Greet(name="x"), Greeting)
+
+
+async def test_a_database_that_cannot_be_reached_is_overloaded_not_internal(bus, endpoints):
+    # Postgres restarting under bench/chaos.py: memory.store and ledger.report answered
+    # internal with the connection error's text. A real refused connection here.
+    async def greet(request: Greet) -> Greeting:
+        await asyncpg.connect(f"postgresql://revo@127.0.0.1:{free_port()}/revo", timeout=2)
+        return Greeting(text=request.name)
+
+    await endpoints.add("greet", "test.greet.db", Greet, greet)
+
+    msg = await bus.nc.request("test.greet.db", b'{"name":"x"}', timeout=5)
+
+    assert msg.headers["Nats-Service-Error-Code"] == "overloaded"
+    assert "Errno" not in msg.headers["Nats-Service-Error"]
+    with pytest.raises(Overloaded):
+        await bus.request("test.greet.db", Greet(name="x"), Greeting)
 
 
 async def test_a_malformed_request_is_refused_and_the_endpoint_keeps_serving(bus, endpoints):

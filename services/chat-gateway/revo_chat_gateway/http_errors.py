@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from revo_core.db import DATABASE_AWAY
 from revo_core.errors import ServiceError
 from revo_core.logging import get_logger
 from revo_core.tracing import current_ids
@@ -82,6 +83,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         return from_http_exception(exc)
+    except DATABASE_AWAY as exc:
+        if request.get(_ANSWER_BEGAN):
+            raise
+        # Postgres restarting (seen under bench/chaos.py): the client may retry, as for 429.
+        log.warning("database unavailable", path=request.path, error=exc.__class__.__name__)
+        return json_error(
+            503, "a database this service needs is unavailable; retry shortly", "overloaded",
+            {"Retry-After": "2"},
+        )  # fmt: skip
     except Exception:
         if request.get(_ANSWER_BEGAN):
             # A second answer would be written into the first one's body: aiohttp closes

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 
 import aiohttp
+import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -16,6 +17,7 @@ from revo_chat_gateway.http_errors import error_middleware, mark_answer_began
 from revo_chat_gateway.http_tracing import tracing_middleware
 from revo_contracts import subjects
 from revo_core import headers
+from revo_core.embedded.ports import free_port
 from revo_core.testing.fixtures import create_api_key
 
 
@@ -46,6 +48,26 @@ async def test_an_unexpected_exception_is_logged_with_its_trace_and_answered_int
     assert trace_id in error["message"]
     failed = [line for line in logs if line["event"] == "request failed"]
     assert failed and failed[0]["path"] == "/v1/broken" and failed[0].get("exc_info")
+
+
+async def test_a_database_that_cannot_be_reached_is_a_503_to_retry_not_an_internal_error():
+    # What the gateway met while Postgres restarted under bench/chaos.py: the key lookup's
+    # connection refused. Here a real connection to a port where nothing listens.
+    async def looks_up(_: web.Request) -> web.Response:
+        await asyncpg.connect(f"postgresql://revo@127.0.0.1:{free_port()}/revo", timeout=2)
+        return web.json_response({})
+
+    app = web.Application(middlewares=[tracing_middleware, error_middleware])
+    app.router.add_get("/v1/keys-lookup", looks_up)
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get("/v1/keys-lookup")
+        body = await response.json()
+
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "2"
+    error = _openai_error(body)
+    assert error["code"] == "overloaded"
+    assert "Errno" not in error["message"] and "Refused" not in error["message"]
 
 
 async def test_an_exception_once_a_stream_began_cuts_it_short_without_a_second_answer():
