@@ -48,8 +48,8 @@ class AuditEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 class AuditListRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     tenant: TenantId | None = None
-    # Unix time; bounded so no date arithmetic can overflow (up to the year 2100).
-    since: Annotated[float, Meta(ge=0, le=4_102_444_800)] | None = None
+    # Unix time; bounded so no date arithmetic can overflow (1970 through the year 9999).
+    since: Annotated[float, Meta(ge=0, le=253_402_300_799)] | None = None
     action: AuditAction | None = None
     limit: Annotated[int, Meta(ge=1, le=1000)] = 100
 

@@ -10,6 +10,7 @@ import asyncpg
 from aiohttp import web
 
 from revo_chat_gateway import (
+    audit_api,
     costs_api,
     keys_api,
     openai_api,
@@ -21,7 +22,7 @@ from revo_chat_gateway import (
     whoami,
     ws_chat,
 )
-from revo_chat_gateway.audit_log import AuditKeeper
+from revo_chat_gateway.audit_log import AUDIT_KEEPER, AuditKeeper
 from revo_chat_gateway.auth import AUTHENTICATOR, LIMITER, Authenticator, auth_middleware
 from revo_chat_gateway.http_errors import error_middleware, mark_answer_began
 from revo_chat_gateway.http_tracing import tracing_middleware
@@ -42,7 +43,6 @@ from revo_core.service import BUS, SETTINGS, create_service_app, serving_pool
 SERVICE = "chat-gateway"
 SCHEMA_SQL = Path(__file__).with_name("schema.sql")
 POOL: web.AppKey[asyncpg.Pool] = web.AppKey("pool", asyncpg.Pool)
-AUDIT_KEEPER: web.AppKey[AuditKeeper] = web.AppKey("audit_keeper", AuditKeeper)
 log = get_logger("revo.chat_gateway")
 
 
@@ -76,6 +76,7 @@ def add_api_routes(app: web.Application) -> None:
     sessions_api.add_routes(app)
     costs_api.add_routes(app)
     keys_api.add_routes(app)
+    audit_api.add_routes(app)
     ws_chat.add_routes(app)
     web_page.add_routes(app)
     openapi.add_routes(app)

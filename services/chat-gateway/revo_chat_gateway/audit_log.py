@@ -15,6 +15,7 @@ import datetime
 
 import asyncpg
 import msgspec
+from aiohttp import web
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -158,3 +159,6 @@ def _event(row: asyncpg.Record) -> AuditEvent:
         service=row["service"],
         details=msgspec.json.decode(row["details"]),
     )
+
+
+AUDIT_KEEPER: web.AppKey[AuditKeeper] = web.AppKey("audit_keeper", AuditKeeper)

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from importlib.metadata import version
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 from aiohttp import web
 
 from revo_chat_gateway import permissions
 from revo_contracts import gateway_http as http
+from revo_contracts.audit import AuditAction, AuditListResponse
 from revo_contracts.chat import ChatClientFrame, ChatServerFrame
 from revo_contracts.gateway import KeyListResponse, KeyRevokeResponse
 from revo_contracts.ledger import CostReport
@@ -153,6 +154,22 @@ OPERATIONS = (
         KeyRevokeResponse,
         parameters=[{**_RUN_ID, "name": "key_id"}],
         errors=(401, 404, 429),
+    ),
+    Operation(
+        "get",
+        "/v1/audit",
+        "The tenant's audit log (admins), newest first: who did what; never a secret",
+        AuditListResponse,
+        parameters=[
+            _query("since", {"type": "string"}, _WHEN.format(default="the beginning")),
+            _query("action", {"enum": list(get_args(AuditAction))}, "Only this action"),
+            _query(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": 1000},
+                "At most this many (default 100)",
+            ),
+        ],
+        errors=(400, 401, 429),
     ),
     Operation("get", "/healthz", "Alive", public=True, errors=()),
     Operation(

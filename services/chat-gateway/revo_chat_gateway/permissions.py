@@ -46,6 +46,7 @@ ROUTES: Final[dict[tuple[str, str], Rule]] = {
     ("GET", "/v1/ws"): READERS,
     ("GET", "/v1/keys"): ADMINS,
     ("POST", "/v1/keys/{key_id}/revoke"): ADMINS,
+    ("GET", "/v1/audit"): ADMINS,
     ("GET", "/"): PUBLIC,
     ("GET", "/static/{name}"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,

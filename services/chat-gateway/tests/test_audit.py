@@ -10,6 +10,7 @@ import time
 import uuid
 
 import msgspec
+from gateway_testkit import base_url, http
 
 from revo_contracts import subjects
 from revo_contracts.audit import AuditEvent, AuditListRequest, AuditListResponse
@@ -152,3 +153,26 @@ async def test_the_keeper_keeps_consuming_past_events_it_can_never_store(
     events = await audit_of(scripted_bus, tenant, 1)
 
     assert [e.target for e in events] == ["after"]
+
+
+async def test_a_tenants_admins_read_its_audit_log_over_http_and_only_its_own(
+    scripted_bus, scripted_gateway
+):
+    tenant, other = _tenant(), _tenant()
+    admin = await create_api_key(scripted_bus, tenant, role="admin")
+    member = await create_api_key(scripted_bus, tenant, role="member")
+    await create_api_key(scripted_bus, other)
+    await audit_of(scripted_bus, tenant, 2)
+    await audit_of(scripted_bus, other, 1)
+    url = f"{base_url(scripted_gateway)}/v1/audit"
+
+    status, _, body = await asyncio.to_thread(http, "GET", f"{url}?action=key.created", admin)
+    assert status == 200
+    assert [e["tenant"] for e in body["events"]] == [tenant, tenant]
+    assert {e["action"] for e in body["events"]} == {"key.created"}
+
+    status, _, body = await asyncio.to_thread(http, "GET", url, member)
+    assert (status, body["error"]["code"]) == (403, "forbidden")
+    for bad in ("since=99999999999999999999", "since=nan", "limit=0", "action=key.stolen"):
+        status, _, body = await asyncio.to_thread(http, "GET", f"{url}?{bad}", admin)
+        assert (status, body["error"]["code"]) == (400, "invalid_request"), bad

@@ -36,6 +36,7 @@ REQUESTS: dict[tuple[str, str], tuple[str, dict | None, int]] = {
     ("GET", "/v1/ws"): ("/v1/ws", None, 400),  # a plain GET, not an upgrade
     ("GET", "/v1/keys"): ("/v1/keys", None, 200),
     ("POST", "/v1/keys/{key_id}/revoke"): ("/v1/keys/0123456789abcdef/revoke", None, 404),
+    ("GET", "/v1/audit"): ("/v1/audit", None, 200),
     ("GET", "/"): ("/", None, 200),
     ("GET", "/static/{name}"): ("/static/app.js", None, 200),
     ("GET", "/openapi.json"): ("/openapi.json", None, 200),
