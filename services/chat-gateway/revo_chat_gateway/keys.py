@@ -66,6 +66,11 @@ class KeyRefused(Exception):
     """The key is not accepted; the message says why (for the 401 body)."""
 
 
+def audit_actor(principal: Principal) -> str:
+    """Who did it, as the audit log names people: `key:<key id>` or `user:<subject>`."""
+    return f"key:{principal.subject}" if principal.via == "api_key" else f"user:{principal.subject}"
+
+
 class KeyStore:
     """Keys in Postgres. Every request's key is looked up there (no cache: one primary-key
     read, so a revoked or expired key is refused by every replica at once); its last use

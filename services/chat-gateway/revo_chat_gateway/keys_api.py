@@ -15,7 +15,7 @@ from aiohttp import web
 from revo_chat_gateway.auth import principal_of
 from revo_chat_gateway.http_errors import HttpError
 from revo_chat_gateway.key_admin import KEY_ADMIN
-from revo_chat_gateway.keys import Principal
+from revo_chat_gateway.keys import audit_actor
 from revo_contracts.gateway import KeyListRequest, KeyRevokeRequest
 
 
@@ -41,11 +41,6 @@ async def revoke_tenant_key(request: web.Request) -> web.Response:
         revoke, tenant=principal.tenant, actor=audit_actor(principal)
     )
     return web.json_response(msgspec.to_builtins(revoked))
-
-
-def audit_actor(principal: Principal) -> str:
-    """Who did it, as the audit log names people: `key:<key id>` or `user:<subject>`."""
-    return f"key:{principal.subject}" if principal.via == "api_key" else f"user:{principal.subject}"
 
 
 def add_routes(app: web.Application) -> None:

@@ -13,7 +13,7 @@ from aiohttp import web
 from revo_chat_gateway import permissions
 from revo_chat_gateway.auth import principal_of
 from revo_chat_gateway.http_errors import HttpError
-from revo_chat_gateway.keys import Principal
+from revo_chat_gateway.keys import Principal, audit_actor
 from revo_contracts.gateway_http import CancelResult
 from revo_contracts.runs import RunDetail, RunGetRequest, RunListRequest
 from revo_core.runs import cancel_run, get_run, list_runs
@@ -48,7 +48,10 @@ async def read_run(request: web.Request) -> web.Response:
 
 async def cancel_tenant_run(request: web.Request) -> web.Response:
     detail = await tenant_run(request)  # first: a 404 for another tenant's run
-    ack = await cancel_run(request.app[BUS], detail.run.run_id, "cancelled through the API")
+    actor = audit_actor(principal_of(request))
+    ack = await cancel_run(
+        request.app[BUS], detail.run.run_id, "cancelled through the API", actor=actor
+    )
     # No acknowledgement: no runner holds the run now (queued, or already ended).
     result = CancelResult(
         run_id=detail.run.run_id,

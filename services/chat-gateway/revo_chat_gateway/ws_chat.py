@@ -25,7 +25,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind
 from revo_chat_gateway import metrics, permissions
 from revo_chat_gateway.auth import LIMITER, limit_key, principal_of
 from revo_chat_gateway.http_errors import HttpError
-from revo_chat_gateway.keys import Principal
+from revo_chat_gateway.keys import Principal, audit_actor
 from revo_chat_gateway.limits import RateLimiter
 from revo_chat_gateway.session_fanout import SessionFanout
 from revo_chat_gateway.sessions import SessionStore
@@ -475,7 +475,8 @@ class SocketChat:
         if run_id is None:
             self.outbox.push(error_frame("not_found", "no such run in this session"))
             return
-        await cancel_run(self.hub.bus, run_id, "cancelled by the user")
+        actor = audit_actor(self.principal)
+        await cancel_run(self.hub.bus, run_id, "cancelled by the user", actor=actor)
 
     async def _run_to_cancel(self, cancel: ChatCancel) -> str | None:
         if self.live is None:

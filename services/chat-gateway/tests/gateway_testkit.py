@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import urllib.error
@@ -12,6 +13,8 @@ from typing import Any
 
 import jwt
 
+from revo_contracts import subjects
+from revo_contracts.audit import AuditEvent, AuditListRequest, AuditListResponse
 from revo_core.testing.fixtures import GATEWAY_JWT_SECRET
 
 
@@ -67,3 +70,20 @@ def scripted_default(model, script) -> Iterator[None]:
         for reply in [*script.replies, *script.retries.values(), script.forever]:
             if reply is not None and reply.gate is not None:
                 reply.gate.set()
+
+
+AUDIT_WAIT_S = 10.0
+
+
+async def audit_of(bus, tenant: str, count: int, **filters) -> list[AuditEvent]:
+    """The tenant's audit events once `count` of them are kept (the keeper is a consumer)."""
+    end = time.monotonic() + AUDIT_WAIT_S
+    while True:
+        response = await bus.request(
+            subjects.GATEWAY_AUDIT_LIST,
+            AuditListRequest(tenant=tenant, **filters),
+            AuditListResponse,
+        )
+        if len(response.events) >= count or time.monotonic() > end:
+            return response.events
+        await asyncio.sleep(0.1)

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 import uuid
 
 import msgspec
-from gateway_testkit import base_url, http
+from gateway_testkit import audit_of, base_url, http
 
 from revo_contracts import subjects
-from revo_contracts.audit import AuditEvent, AuditListRequest, AuditListResponse
 from revo_contracts.ledger import BudgetRequest, BudgetStatus
 from revo_contracts.runs import RunSubmit
 from revo_core.audit import audit_event, record_audit
@@ -25,20 +23,6 @@ WAIT_S = 10.0
 
 def _tenant() -> str:
     return f"au{uuid.uuid4().hex[:8]}"
-
-
-async def audit_of(bus, tenant: str, count: int, **filters) -> list[AuditEvent]:
-    """The tenant's audit events once `count` of them are kept (the keeper is a consumer)."""
-    end = time.monotonic() + WAIT_S
-    while True:
-        response = await bus.request(
-            subjects.GATEWAY_AUDIT_LIST,
-            AuditListRequest(tenant=tenant, **filters),
-            AuditListResponse,
-        )
-        if len(response.events) >= count or time.monotonic() > end:
-            return response.events
-        await asyncio.sleep(0.1)
 
 
 async def test_creating_a_key_is_audited_with_its_id_and_never_the_key(

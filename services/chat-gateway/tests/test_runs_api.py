@@ -7,7 +7,7 @@ import uuid
 
 import openai
 import pytest
-from gateway_testkit import base_url, http, openai_client, scripted_default
+from gateway_testkit import audit_of, base_url, http, openai_client, scripted_default
 
 from revo_core.testing.fixtures import create_api_key
 from revo_core.testing.scripted_model import Reply, Script, text
@@ -87,7 +87,8 @@ async def test_runs_are_listed_by_status_agent_and_limit(
 
 
 async def test_a_tenant_cancels_its_running_run(scripted_gateway, scripted_bus, scripted_model):
-    key = await create_api_key(scripted_bus, _tenant())
+    tenant = _tenant()
+    key = await create_api_key(scripted_bus, tenant)
     gate = asyncio.Event()
     client = openai_client(scripted_gateway, key)
 
@@ -108,6 +109,9 @@ async def test_a_tenant_cancels_its_running_run(scripted_gateway, scripted_bus, 
     assert status == 200, body
     assert body == {"run_id": run_id, "accepted": True, "status": "cancelling"}
     assert raised.value.code == "cancelled"
+    # The audit log names who asked: the key, never its secret.
+    [event] = await audit_of(scripted_bus, tenant, 1, action="run.cancelled")
+    assert (event.actor, event.target) == (f"key:{key.split('_')[1]}", run_id)
 
 
 async def _running_run(gateway, key: str, within_s: float = 15) -> str:
