@@ -18,8 +18,6 @@ from revo_core.audit import audit_event, record_audit
 from revo_core.runs import RunFollower, cancel_run, event_type, new_run_id, submit_run
 from revo_core.testing.fixtures import create_api_key
 
-WAIT_S = 10.0
-
 
 def _tenant() -> str:
     return f"au{uuid.uuid4().hex[:8]}"
