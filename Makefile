@@ -46,6 +46,7 @@ bench: model
 	$(BIN)/python bench/ledger.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/memory_cpu.py
+	$(BIN)/python bench/bus_auth.py
 	$(BIN)/python bench/chaos.py
 
 proto: $(INSTALLED)
