@@ -51,9 +51,9 @@ class _Keys(msgspec.Struct, kw_only=True):
     operator_seed: str
     system_seed: str
     account_seed: str
-    # Signed once: nats-server cannot reload a config whose operator JWT changed.
-    operator_jwt: str = ""
-    system_jwt: str = ""
+    # Signed once, with the keys: nats-server cannot reload a config whose operator changed.
+    operator_jwt: str
+    system_jwt: str
     issued: list[IssuedCredential] = []
     # public key -> unix time: credentials of that key issued before it are refused.
     revoked: dict[str, int] = {}
@@ -69,16 +69,10 @@ class BusAuthority:
     @classmethod
     def load_or_create(cls, directory: Path) -> BusAuthority:
         """The authority kept in `directory`, created there (with new keys) the first time."""
-        directory = Path(directory)
-        path = directory / "authority.json"
+        path = Path(directory) / "authority.json"
         if path.exists():
-            return cls(directory, msgspec.json.decode(path.read_bytes(), type=_Keys))
-        keys = _Keys(
-            operator_seed=nkeys.from_seed(_new_seed(nkeys.PREFIX_BYTE_OPERATOR)).seed.decode(),
-            system_seed=nkeys.from_seed(_new_seed(nkeys.PREFIX_BYTE_ACCOUNT)).seed.decode(),
-            account_seed=nkeys.from_seed(_new_seed(nkeys.PREFIX_BYTE_ACCOUNT)).seed.decode(),
-        )
-        authority = cls(directory, keys)
+            return cls(Path(directory), msgspec.json.decode(path.read_bytes(), type=_Keys))
+        authority = cls(Path(directory), _new_keys())
         authority._save()
         return authority
 
@@ -118,25 +112,15 @@ class BusAuthority:
 
     def server_config(self) -> str:
         """nats-server config lines that make it trust this authority (and only it)."""
-        operator = self._pair(self._keys.operator_seed)
-        system_key = self._pair(self._keys.system_seed).public_key.decode()
-        if not self._read().operator_jwt:
-            with self._changing() as keys:
-                keys.operator_jwt = nats_jwt.encode(
-                    {"type": "operator", "system_account": system_key},
-                    operator.public_key.decode(),
-                    "revo",
-                    operator,
-                )
-                keys.system_jwt = nats_jwt.encode(
-                    {"type": "account", "limits": _UNLIMITED}, system_key, "SYS", operator
-                )
+        keys = self._read()  # revocations made since, by `revo creds` in another process
+        operator = self._pair(keys.operator_seed)
+        system_key = self._pair(keys.system_seed).public_key.decode()
         return (
-            f'operator: "{self._keys.operator_jwt}"\n'
+            f'operator: "{keys.operator_jwt}"\n'
             f'system_account: "{system_key}"\n'
             "resolver: MEMORY\n"
             "resolver_preload: {\n"
-            f'  {system_key}: "{self._keys.system_jwt}"\n'
+            f'  {system_key}: "{keys.system_jwt}"\n'
             f'  {self.account_public_key}: "{self._account_jwt(operator)}"\n'
             "}\n"
         )
@@ -237,6 +221,28 @@ def _user_claims(permissions: BusPermissions) -> dict[str, Any]:
 
 def _new_seed(prefix: int) -> bytes:
     return nkeys.encode_seed(os.urandom(32), prefix)
+
+
+def _new_keys() -> _Keys:
+    """New operator, system-account and account keys, and the operator's and system
+    account's JWTs (they never change)."""
+    operator = nkeys.from_seed(_new_seed(nkeys.PREFIX_BYTE_OPERATOR))
+    system = nkeys.from_seed(_new_seed(nkeys.PREFIX_BYTE_ACCOUNT))
+    system_key = system.public_key.decode()
+    return _Keys(
+        operator_seed=operator.seed.decode(),
+        system_seed=system.seed.decode(),
+        account_seed=_new_seed(nkeys.PREFIX_BYTE_ACCOUNT).decode(),
+        operator_jwt=nats_jwt.encode(
+            {"type": "operator", "system_account": system_key},
+            operator.public_key.decode(),
+            "revo",
+            operator,
+        ),
+        system_jwt=nats_jwt.encode(
+            {"type": "account", "limits": _UNLIMITED}, system_key, "SYS", operator
+        ),
+    )
 
 
 def _private_dir(path: Path) -> None:
