@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import signal
 import sys
 import time
@@ -34,9 +33,7 @@ from revo_core import nats_jwt
 from revo_core.audit import audit_event, record_audit
 from revo_core.bus_authority import BusAuthority, write_private
 from revo_core.errors import BusUnavailable
-
-_DURATION = re.compile(r"^(\d+)([dh])$")
-_UNIT_S = {"d": 86_400, "h": 3_600}
+from revo_core.when import duration_s
 
 
 def add_creds_parser(commands: argparse._SubParsersAction) -> None:
@@ -104,10 +101,11 @@ def _identity(args: argparse.Namespace) -> str:
 def _expiry(text: str | None) -> float | None:
     if text is None:
         return None
-    match = _DURATION.match(text.strip())
-    if not match:
+    seconds = duration_s(text)
+    # Days or hours: a CI credential lives as long as a pipeline's secrets, not minutes.
+    if seconds is None or text.strip().endswith("m"):
         raise ValueError(f"cannot read --expires {text!r}: use 90d or 12h")
-    return time.time() + int(match.group(1)) * _UNIT_S[match.group(2)]
+    return time.time() + seconds
 
 
 def _list(authority: BusAuthority) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import sys
 import time
 import typing
@@ -29,14 +28,13 @@ from revo_contracts.gateway import (
     KeyRevokeResponse,
     Role,
 )
+from revo_core import when
 from revo_core.bus import Bus
 from revo_core.codec import decode
 from revo_core.errors import InvalidRequest
 
 ROLES = typing.get_args(Role)
 LIST_COLUMNS = ("KEY ID", "TENANT", "ROLE", "NAME", "CREATED", "EXPIRES", "LAST USED", "STATE")
-_DURATION = re.compile(r"^(\d+)([dhm])$")
-_UNIT_S = {"d": 86_400, "h": 3_600, "m": 60}
 
 
 def add_keys_parser(commands: argparse._SubParsersAction) -> None:
@@ -90,10 +88,10 @@ def key_id_of(text: str) -> str:
 
 
 def duration_s(text: str) -> int:
-    found = _DURATION.match(text.strip())
-    if found is None:
+    seconds = when.duration_s(text)
+    if seconds is None:
         raise ValueError(f"cannot read {text!r} as a duration: use 30d, 12h or 90m")
-    return int(found.group(1)) * _UNIT_S[found.group(2)]
+    return seconds
 
 
 async def _create(bus: Bus, request: KeyCreateRequest) -> int:
