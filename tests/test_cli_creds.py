@@ -47,7 +47,7 @@ async def test_a_ci_credential_publishes_for_its_tenant_until_it_is_revoked(oper
     assert code == 0, err
     creds = directory.parent / "acme-ci.creds"
     creds.write_text(out)
-    public_key = nats_jwt.claims_of(nats_jwt.jwt_of_creds(out))["sub"]
+    public_key = nats_jwt.creds_claims(out)["sub"]
     assert f"credential {public_key} for ci-acme" in err
 
     listener = await Bus.connect(server.url, "operator", credentials=server.creds())

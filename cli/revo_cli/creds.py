@@ -79,7 +79,7 @@ def _create(authority: BusAuthority, args: argparse.Namespace) -> int:
     except (ValueError, InvalidSubjectToken) as exc:
         return fail(f"error: {exc}", EXIT_USAGE)
     text = authority.issue(identity, expires_at)
-    public_key = nats_jwt.claims_of(nats_jwt.jwt_of_creds(text))["sub"]
+    public_key = nats_jwt.creds_claims(text)["sub"]
     if args.out:
         write_private(Path(args.out), text.encode())
     else:

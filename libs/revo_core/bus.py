@@ -208,8 +208,7 @@ class Bus:
 
 def identity_of(credentials: str | Path) -> str:
     """The identity a `.creds` file speaks as (its user JWT's name)."""
-    jwt = nats_jwt.jwt_of_creds(Path(credentials).read_text())
-    return str(nats_jwt.claims_of(jwt)["name"])
+    return str(nats_jwt.creds_claims(Path(credentials).read_text())["name"])
 
 
 def raise_if_error(msg: Msg) -> None:

@@ -179,7 +179,7 @@ class BusAuthority:
 
     def _current(self, path: Path, identity: str) -> bool:
         try:
-            claims = nats_jwt.claims_of(nats_jwt.jwt_of_creds(path.read_text()))
+            claims = nats_jwt.creds_claims(path.read_text())
         except (ValueError, IndexError, KeyError):
             return False
         wanted = _user_claims(permissions_of(identity))

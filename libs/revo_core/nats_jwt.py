@@ -81,3 +81,9 @@ def jwt_of_creds(text: str) -> str:
     lines = text.splitlines()
     start = lines.index("-----BEGIN NATS USER JWT-----")
     return lines[start + 1].strip()
+
+
+def creds_claims(text: str) -> dict[str, Any]:
+    """The claims of a `.creds` text's user JWT: `sub` is its public key, `name` its
+    identity."""
+    return claims_of(jwt_of_creds(text))

@@ -11,7 +11,7 @@ from revo_core.bus_authority import BusAuthority
 
 
 def claims(path) -> dict:
-    return nats_jwt.claims_of(nats_jwt.jwt_of_creds(path.read_text()))
+    return nats_jwt.creds_claims(path.read_text())
 
 
 def account_claims(authority: BusAuthority) -> dict:
@@ -53,7 +53,7 @@ def test_what_one_process_issues_and_revokes_another_sees(tmp_path):
     cli = BusAuthority.load_or_create(tmp_path / "auth")
     server_side = BusAuthority.load_or_create(tmp_path / "auth")
     text = cli.issue("ci-acme")
-    public_key = nats_jwt.claims_of(nats_jwt.jwt_of_creds(text))["sub"]
+    public_key = nats_jwt.creds_claims(text)["sub"]
     server_side.creds_file("operator")  # a write of its own meanwhile loses nothing
     cli.revoke(public_key)
     assert server_side.is_revoked(public_key)
