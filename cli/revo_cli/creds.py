@@ -27,7 +27,7 @@ import yaml
 from revo_cli.service_call import EXIT_OK, EXIT_USAGE, fail
 from revo_cli.state import connect_cli, load_state, nats_url, pid_alive, state_dir
 from revo_contracts.audit import PLATFORM_TENANT, AuditAction
-from revo_contracts.bus_identities import OPERATOR, SERVICES, ci_identity
+from revo_contracts.bus_identities import OPERATOR, SERVICES, ci_identity, ci_tenant
 from revo_contracts.subjects import InvalidSubjectToken
 from revo_core import nats_jwt
 from revo_core.audit import audit_event, record_audit
@@ -143,7 +143,7 @@ def _revoke(authority: BusAuthority, public_key: str, nats_url_arg: str | None) 
 
 def _audit(action: AuditAction, identity: str, public_key: str, url: str | None) -> None:
     """Into the audit log, when the platform is reachable (its public key, never the seed)."""
-    tenant = identity.removeprefix("ci-") if identity.startswith("ci-") else PLATFORM_TENANT
+    tenant = ci_tenant(identity) or PLATFORM_TENANT
     event = audit_event(
         tenant, OPERATOR, action, target=public_key, service="cli", identity=identity
     )

@@ -49,8 +49,16 @@ def inbox_prefix(identity: str) -> str:
     return f"_INBOX.{subjects.token(identity, 'identity')}"
 
 
+_CI = "ci-"
+
+
 def ci_identity(tenant: str) -> str:
-    return f"ci-{subjects.token(tenant, 'tenant')}"
+    return f"{_CI}{subjects.token(tenant, 'tenant')}"
+
+
+def ci_tenant(identity: str) -> str | None:
+    """The tenant a CI publisher's identity publishes for; None for any other identity."""
+    return identity.removeprefix(_CI) if identity.startswith(_CI) else None
 
 
 def permissions_of(identity: str) -> BusPermissions:
@@ -63,8 +71,8 @@ def permissions_of(identity: str) -> BusPermissions:
             publish=(*pub, *own_inbox(identity)),
             subscribe=(*sub, *own_inbox(identity), *own),
         )
-    if identity.startswith("ci-"):
-        tenant = identity.removeprefix("ci-")
+    tenant = ci_tenant(identity)
+    if tenant is not None:
         return BusPermissions(
             publish=(f"ci.events.{subjects.token(tenant, 'tenant')}.>",),
             subscribe=own_inbox(identity),
