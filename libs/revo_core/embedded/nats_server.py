@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from revo_contracts.bus_identities import OPERATOR
+
 if TYPE_CHECKING:
     from revo_core.bus_authority import BusAuthority
 
@@ -86,7 +88,7 @@ class NatsServer:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGHUP)
 
-    def creds(self, identity: str = "operator") -> Path:
+    def creds(self, identity: str = OPERATOR) -> Path:
         """The credentials file of `identity` on this server (the operator by default)."""
         if self.authority is None:
             raise EmbeddedProcessError("this nats-server has no authority: it needs no credentials")

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from revo_contracts.bus_identities import OPERATOR
 from revo_core.bus import Bus
 from revo_core.bus_authority import BusAuthority
 from revo_core.embedded.nats_server import NatsServer
@@ -59,7 +60,7 @@ def bus_authority(revo_tmp: Path) -> Iterator[BusAuthority]:
     global _authority
     _authority = BusAuthority.load_or_create(revo_tmp / "nats-auth")
     # The `revo` CLI the tests run speaks as the operator, as on an operator's machine.
-    os.environ["NATS_CREDS"] = str(_authority.creds_file("operator"))
+    os.environ["NATS_CREDS"] = str(_authority.creds_file(OPERATOR))
     yield _authority
     violations = [line for server in _checked_servers for line in permission_violations(server)]
     assert not violations, "services went outside their NATS permissions:\n" + "\n".join(

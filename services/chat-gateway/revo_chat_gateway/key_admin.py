@@ -19,6 +19,7 @@ from revo_chat_gateway.keys import KeyStore
 from revo_chat_gateway.ws_chat import CHAT_HUB
 from revo_contracts import subjects
 from revo_contracts.audit import AuditAction
+from revo_contracts.bus_identities import OPERATOR
 from revo_contracts.gateway import (
     KeyCreateRequest,
     KeyCreateResponse,
@@ -33,7 +34,6 @@ from revo_core.endpoints import Endpoints
 from revo_core.logging import get_logger
 from revo_core.service import BUS
 
-OPERATOR = "operator"  # the audit log's actor: only the operator's identity reaches these
 log = get_logger("revo.chat_gateway.keys")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from revo_contracts import subjects
 from revo_contracts.audit import AuditEvent
+from revo_contracts.bus_identities import OPERATOR
 from revo_contracts.ledger import (
     BudgetRequest,
     PricesReloadRequest,
@@ -52,7 +53,7 @@ def _budget_audit(request: BudgetRequest) -> AuditEvent:
     """Only the operator's identity may publish ledger.budget (bus_identities)."""
     return audit_event(
         request.tenant,
-        "operator",
+        OPERATOR,
         "budget.set" if request.action == "set" else "budget.deleted",
         target=f"key:{request.api_key_id}" if request.api_key_id else "tenant",
         service="cost-ledger",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from revo_contracts import subjects
 from revo_contracts.audit import AuditEvent
+from revo_contracts.bus_identities import OPERATOR
 from revo_contracts.memory import (
     MemoryForgetRequest,
     MemoryForgetResponse,
@@ -55,7 +56,7 @@ def _forget_audit(request: MemoryForgetRequest, forgotten: MemoryForgetResponse)
     scope = request.scope
     return audit_event(
         scope.tenant,
-        "operator",
+        OPERATOR,
         "memory.forgotten",
         target=",".join(request.ids[:20]) if request.ids else "filter",
         service="memory",
