@@ -8,6 +8,7 @@ file that is not there yet): that is the crash loop; a later test writes the fil
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -28,6 +29,9 @@ from revo_up_helpers import (
     wait_for_restart,
 )
 
+from revo_core import nats_jwt
+from revo_core.bus import Bus
+from revo_core.errors import BusUnauthorized
 from revo_core.testing.fixtures import EMBED_ONLY_MODELS_YAML
 
 PRICES = Path(__file__).parents[1] / "services/cost-ledger/revo_cost_ledger/prices.yaml"
@@ -140,6 +144,33 @@ def test_killed_nats_and_postgres_come_back_on_their_ports_and_the_services_work
     assert read_state(env)["nats_url"] == before["nats_url"]  # the services' URL still holds
     assert added.returncode == 0, added.stdout + added.stderr
     assert "Deploys go out on Tuesdays." in found.stdout, found.stdout + found.stderr
+
+
+def test_revoking_a_ci_credential_reloads_the_platforms_nats_at_once(platform):
+    _, env = platform
+    creds = Path(env["REVO_STATE_DIR"]) / "acme-ci.creds"
+    created = revo(
+        "creds", "create", "--role", "ci", "--tenant", "acme", "--out", str(creds), env=env
+    )
+    assert created.returncode == 0, created.stderr
+    url = read_state(env)["nats_url"]
+    assert asyncio.run(_connects(url, creds))
+
+    public_key = nats_jwt.creds_claims(creds.read_text())["sub"]
+    revoked = revo("creds", "revoke", public_key, env=env)
+
+    assert revoked.returncode == 0, revoked.stderr
+    assert "the nats-server `revo up` runs here reloaded" in revoked.stdout
+    assert not asyncio.run(_connects(url, creds))
+
+
+async def _connects(url: str, creds: Path) -> bool:
+    try:
+        bus = await Bus.connect(url, "ci-check", connect_attempts=1, credentials=creds)
+    except BusUnauthorized:
+        return False
+    await bus.close()
+    return True
 
 
 def eventually(

@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import sys
 import time
 from pathlib import Path
 
 import yaml
 
+from revo_cli.platform import bus_authority, nats_server
 from revo_cli.service_call import EXIT_OK, EXIT_USAGE, fail
 from revo_cli.state import connect_cli, load_state, nats_url, pid_alive, state_dir
 from revo_contracts.audit import PLATFORM_TENANT, AuditAction
@@ -163,15 +163,13 @@ def _audit(action: AuditAction, identity: str, public_key: str, url: str | None)
 
 
 def _reload_local_server(authority: BusAuthority) -> bool:
-    """Rewrite the config of the server `revo up` started from this authority, and reload."""
+    """Have the nats-server `revo up` runs from this authority reload its config."""
     state = load_state()
     if state is None or not pid_alive(state.nats.pid):
         return False
-    config = state_dir() / "nats" / "nats-server.conf"
-    if authority.directory.resolve() != (state_dir() / "nats-auth").resolve():
+    if authority.directory.resolve() != bus_authority(state_dir()).directory.resolve():
         return False
-    authority.write_server_config(config)
-    os.kill(state.nats.pid, signal.SIGHUP)
+    nats_server(state, state_dir()).reload(pid=state.nats.pid)
     return True
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -78,14 +79,15 @@ class NatsServer:
         if self.authority is not None:
             self.authority.write_server_config(self.config_file)
 
-    def reload(self) -> None:
+    def reload(self, pid: int | None = None) -> None:
         """Write the config again and have the running server reload it (a revoked
-        credential is refused from then on). The authority is read again from its directory:
-        `revo creds revoke` may have changed it in another process."""
-        if self.authority is not None:
-            self.authority = type(self.authority).load_or_create(self.authority.directory)
+        credential is refused from then on); the authority's state is read from its
+        directory, where `revo creds revoke` in another process may have changed it. `pid`:
+        a server this object did not start (the one `revo up`'s supervisor runs)."""
         self.write_config()
-        if self.process is not None and self.process.poll() is None:
+        if pid is not None:
+            os.kill(pid, signal.SIGHUP)
+        elif self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGHUP)
 
     def creds(self, identity: str = OPERATOR) -> Path:
