@@ -20,10 +20,12 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from revo_chat_gateway import metrics
 from revo_contracts.audit import AuditEvent, AuditListRequest, AuditListResponse
 from revo_contracts.streams import AUDIT
 from revo_core.bus import Bus
 from revo_core.logging import get_logger
+from revo_core.tracing import process_span
 
 CONSUMER = "chat-gateway-audit"
 BATCH = 64
@@ -77,10 +79,18 @@ class AuditKeeper:
                 await self._keep(msg)
 
     async def _keep(self, msg: Msg) -> None:
+        # The recording service's trace goes on here: one trace shows the action and its
+        # audit row.
+        with process_span(msg.subject, msg.headers):
+            outcome = await self._store(msg)
+        metrics.AUDIT_EVENTS.labels(outcome).inc()
+
+    async def _store(self, msg: Msg) -> str:
+        """Store one delivery and settle it; its outcome (stored, refused, retried)."""
         event = _accepted(msg)
         if event is None:
             await msg.term()
-            return
+            return "refused"
         try:
             await self._insert(event)
         except asyncpg.DataError as exc:
@@ -88,12 +98,13 @@ class AuditKeeper:
             # redelivery would fail the same way for ever, so it is dropped, and said.
             log.error("audit event dropped: not storable", event_id=event.event_id, error=str(exc))
             await msg.term()
-            return
+            return "refused"
         except (asyncpg.PostgresError, OSError) as exc:
             log.warning("audit event not stored yet", event_id=event.event_id, error=str(exc))
             await msg.nak(delay=1.0)
-            return
+            return "retried"
         await msg.ack()
+        return "stored"
 
     async def _insert(self, event: AuditEvent) -> None:
         await self.pool.execute(

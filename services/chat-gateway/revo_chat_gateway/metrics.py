@@ -27,3 +27,9 @@ WS_SLOW_CONSUMERS = Counter(
 WS_MESSAGES = Counter(
     "revo_ws_messages_total", "User messages taken over chat WebSockets (each is a run)."
 )
+AUDIT_EVENTS = Counter(
+    "revo_audit_events_kept_total",
+    "Audit events taken from the AUDIT stream, by outcome: stored, refused (malformed, "
+    "another tenant's, never storable), retried (Postgres away).",
+    ["outcome"],
+)

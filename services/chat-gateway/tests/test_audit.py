@@ -17,6 +17,7 @@ from revo_contracts.runs import RunSubmit
 from revo_core.audit import audit_event, record_audit
 from revo_core.runs import RunFollower, cancel_run, event_type, new_run_id, submit_run
 from revo_core.testing.fixtures import create_api_key
+from revo_core.testing.metrics import metric_value
 
 
 def _tenant() -> str:
@@ -79,6 +80,7 @@ async def test_an_audit_event_naming_another_tenant_than_its_subject_is_refused(
     scripted_bus, scripted_gateway
 ):
     tenant, victim = _tenant(), _tenant()
+    refused = metric_value(scripted_gateway, "revo_audit_events_kept_total", outcome="refused")
     forged = audit_event(victim, "operator", "key.revoked", target="k")
     await scripted_bus.js_publish(subjects.audit(tenant), forged, msg_id=forged.event_id)
     honest = audit_event(tenant, "operator", "key.revoked", target="k2")
@@ -86,6 +88,10 @@ async def test_an_audit_event_naming_another_tenant_than_its_subject_is_refused(
     events = await audit_of(scripted_bus, tenant, 1)
     assert [e.target for e in events] == ["k2"]
     assert await audit_of(scripted_bus, victim, 1) == []
+    # Counted in /metrics (other tests' refusals may add more meanwhile, never fewer).
+    after = metric_value(scripted_gateway, "revo_audit_events_kept_total", outcome="refused")
+    assert after >= refused + 1
+    assert metric_value(scripted_gateway, "revo_audit_events_kept_total", outcome="stored") >= 1
 
 
 async def test_revo_audit_prints_the_log_and_refuses_a_bad_since(
