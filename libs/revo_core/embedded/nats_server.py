@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 _LISTENING = re.compile(r"Listening for client connections on [\d.]+:(\d+)")
 _READY = "Server is ready"
+_RELOADED = "Reloaded server configuration"
+_RELOAD_FAILED = "Failed to reload server configuration"
 
 
 class EmbeddedProcessError(RuntimeError):
@@ -79,16 +81,39 @@ class NatsServer:
         if self.authority is not None:
             self.authority.write_server_config(self.config_file)
 
-    def reload(self, pid: int | None = None) -> None:
+    def reload(self, pid: int | None = None, timeout: float = 10.0) -> None:
         """Write the config again and have the running server reload it (a revoked
         credential is refused from then on); the authority's state is read from its
         directory, where `revo creds revoke` in another process may have changed it. `pid`:
         a server this object did not start (the one `revo up`'s supervisor runs)."""
         self.write_config()
+        reloads_before = self._log_count(_RELOADED)
         if pid is not None:
             os.kill(pid, signal.SIGHUP)
         elif self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGHUP)
+        else:
+            return
+        self._wait_reloaded(reloads_before, timeout)
+
+    def _log_count(self, line: str) -> int:
+        return self.log_file.read_text().count(line) if self.log_file.exists() else 0
+
+    def _wait_reloaded(self, reloads_before: int, timeout: float) -> None:
+        """SIGHUP only asks: the server applies the config a moment later. Returning
+        before it has would let a revoked credential connect once more."""
+        end = time.monotonic() + timeout
+        failures_before = self._log_count(_RELOAD_FAILED)
+        while time.monotonic() < end:
+            if self._log_count(_RELOADED) > reloads_before:
+                return
+            if self._log_count(_RELOAD_FAILED) > failures_before:
+                raise EmbeddedProcessError(f"nats-server refused the new config:\n{self._tail()}")
+            time.sleep(0.02)
+        raise EmbeddedProcessError(f"nats-server did not reload in {timeout}s:\n{self._tail()}")
+
+    def _tail(self) -> str:
+        return self.log_file.read_text()[-2000:] if self.log_file.exists() else "(no log)"
 
     def creds(self, identity: str = OPERATOR) -> Path:
         """The credentials file of `identity` on this server (the operator by default)."""
@@ -119,7 +144,7 @@ class NatsServer:
             if self.process is not None and self.process.poll() is not None:
                 break
             time.sleep(0.02)
-        tail = self.log_file.read_text()[-2000:] if self.log_file.exists() else "(no log)"
+        tail = self._tail()
         self.stop()
         raise EmbeddedProcessError(f"nats-server did not become ready:\n{tail}")
 
