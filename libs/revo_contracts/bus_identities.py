@@ -17,16 +17,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from revo_contracts import subjects
-from revo_contracts.streams import AUDIT, RUN_EVENTS, RUNS, USAGE, USAGE_DEAD
+from revo_contracts.ci import CI_LOGS_BUCKET
+from revo_contracts.notify import CHANNELS
+from revo_contracts.streams import (
+    AUDIT,
+    CI_EVENTS,
+    NOTIFY,
+    NOTIFY_DEAD,
+    RUN_EVENTS,
+    RUNS,
+    USAGE,
+    USAGE_DEAD,
+)
 
 INFERENCE = "inference"
 AGENT_RUNNER = "agent-runner"
 MEMORY = "memory"
 COST_LEDGER = "cost-ledger"
 CHAT_GATEWAY = "chat-gateway"
+INTEGRATIONS = "integrations"
 # The operator's identity (the `revo` CLI on an operator's machine): everything.
 OPERATOR = "operator"
-SERVICES = (INFERENCE, AGENT_RUNNER, MEMORY, COST_LEDGER, CHAT_GATEWAY)
+SERVICES = (INFERENCE, AGENT_RUNNER, MEMORY, COST_LEDGER, CHAT_GATEWAY, INTEGRATIONS)
 
 # Streamed replies (inference.chat) send one message per chunk to the same reply subject,
 # so a responder may answer a request many times, for as long as a stream can last.
@@ -120,6 +132,23 @@ def _stream_read(stream: str) -> tuple[str, ...]:
     )
 
 
+def _object_store(bucket: str) -> tuple[str, ...]:
+    """Put, read and delete the objects of one JetStream object store bucket (its stream is
+    OBJ_<bucket>; a read is an ordered consumer, delivered to the reader's own inbox)."""
+    stream = f"OBJ_{bucket}"
+    return (
+        f"$O.{bucket}.>",
+        *_stream_admin(stream),
+        *_stream_read(stream),
+        f"$JS.API.STREAM.PURGE.{stream}",
+        f"$JS.API.CONSUMER.CREATE.{stream}",
+        f"$JS.API.CONSUMER.CREATE.{stream}.>",
+        f"$JS.API.CONSUMER.DELETE.{stream}.>",
+        f"$JS.FC.{stream}.>",
+    )
+
+
+CI_LOGS = _object_store(CI_LOGS_BUCKET)
 _RUN_EVENTS = "runs.events.*.*"
 _RUN_TOKENS = "runs.tokens.*.*"
 _CANCEL_STREAMS = "_INBOX.*.*.cancel"  # a caller leaving a streamed reply (revo_core.streaming)
@@ -212,7 +241,39 @@ _SERVICE_PERMISSIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[st
             *_stream_admin(AUDIT.name),
             *_durable(AUDIT.name, "chat-gateway-audit"),
             *_stream_read(RUN_EVENTS.name),
+            "ci.events.*.*",  # POST /v1/ci/events
+            *_stream_admin(CI_EVENTS.name),
+            *CI_LOGS,
         ),
         ("runs.*.*.*",),  # follows runs: events and token deltas of every tenant's runs
+    ),
+    INTEGRATIONS: (
+        (
+            subjects.INTEGRATIONS_CONFIG_PUT,
+            subjects.INTEGRATIONS_CONFIG_LIST,
+            subjects.INTEGRATIONS_CONFIG_REMOVE,
+            subjects.INTEGRATIONS_CONFIG_TEST,
+            subjects.INTEGRATIONS_POLICY_PUT,
+            subjects.INTEGRATIONS_POLICY_GET,
+            subjects.INTEGRATIONS_NOTIFY_DEAD_LIST,
+            subjects.INTEGRATIONS_NOTIFY_REDRIVE,
+            *_MICRO,
+        ),
+        (
+            "ci.events.*.*",  # provider webhooks
+            "runs.submit.*",  # a failing CI event starts its tenant's CI agent
+            _RUN_EVENTS,  # the submitted run's `queued` event
+            "notify.*.*",  # a redriven dead letter goes back to its channel
+            "notify_dead.*.*",
+            _AUDIT,
+            *_stream_admin(CI_EVENTS.name, NOTIFY.name, NOTIFY_DEAD.name, AUDIT.name),
+            *_durable(CI_EVENTS.name, "integrations-ci"),
+            *(d for channel in CHANNELS for d in _durable(NOTIFY.name, f"notify-{channel}")),
+            *_stream_read(NOTIFY_DEAD.name),
+            f"$JS.API.STREAM.MSG.DELETE.{NOTIFY_DEAD.name}",
+            *_stream_read(RUN_EVENTS.name),
+            *CI_LOGS,
+        ),
+        (),
     ),
 }

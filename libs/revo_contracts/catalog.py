@@ -10,7 +10,20 @@ from typing import Any
 
 import msgspec
 
-from revo_contracts import audit, chat, gateway, inference, ledger, memory, runs, subjects, usage
+from revo_contracts import (
+    audit,
+    chat,
+    ci,
+    gateway,
+    inference,
+    integrations,
+    ledger,
+    memory,
+    notify,
+    runs,
+    subjects,
+    usage,
+)
 from revo_contracts.errors import Error
 
 MESSAGES: tuple[type[msgspec.Struct], ...] = (
@@ -75,6 +88,18 @@ MESSAGES: tuple[type[msgspec.Struct], ...] = (
     memory.MemoryForgetResponse,
     memory.MemoryHistoryRequest,
     memory.MemoryHistoryResponse,
+    ci.CiEvent,
+    notify.Notification,
+    notify.DeadNotification,
+    integrations.IntegrationPut,
+    integrations.IntegrationRef,
+    integrations.IntegrationListRequest,
+    integrations.IntegrationListResponse,
+    integrations.IntegrationTestResult,
+    integrations.PolicyPut,
+    integrations.PolicyGet,
+    integrations.CiPolicy,
+    integrations.Done,
     Error,
 )
 
@@ -84,6 +109,7 @@ UNIONS: dict[str, Any] = {
     "RunControl": runs.RunControl,
     "ChatClientFrame": chat.ChatClientFrame,
     "ChatServerFrame": chat.ChatServerFrame,
+    "Integration": integrations.Integration,
 }
 
 
@@ -305,6 +331,66 @@ CHANNELS: tuple[Channel, ...] = (
         "another tenant's). Queue group 'memory'.",
         sends="MemoryHistoryRequest",
         replies=("MemoryHistoryResponse", "Error"),
+    ),
+    Channel(
+        address="ci.events.{tenant}.{provider}",
+        description="A CI outcome (provider webhooks via the integrations service, POST "
+        "/v1/ci/events via the chat gateway, or a CI publisher's own credential, which may "
+        "publish only its tenant's); stream CI_EVENTS, Nats-Msg-Id = event id. Logs over "
+        "64 KiB are in the CI_LOGS object store (gzip).",
+        sends="CiEvent",
+    ),
+    Channel(
+        address="notify.{channel}.{tenant}",
+        description="A notification for the integrations service to deliver (github, "
+        "slack, jira, webhook); stream NOTIFY, Nats-Msg-Id = notification id (the "
+        "idempotency key). At least once, never posted twice where the destination allows.",
+        sends="Notification",
+    ),
+    Channel(
+        address="notify_dead.{channel}.{tenant}",
+        description="A notification that failed every attempt, with its last error; stream "
+        "NOTIFY_DEAD, until `revo notify redrive` sends it again.",
+        sends="DeadNotification",
+    ),
+    Channel(
+        address=subjects.INTEGRATIONS_CONFIG_PUT,
+        description="Add or replace a tenant's integration (operators; `revo integrations "
+        "add`). Secrets are stored encrypted. Queue group 'integrations'.",
+        sends="IntegrationPut",
+        replies=("Done", "Error"),
+    ),
+    Channel(
+        address=subjects.INTEGRATIONS_CONFIG_LIST,
+        description="A tenant's integrations (or every tenant's), secrets masked (operators).",
+        sends="IntegrationListRequest",
+        replies=("IntegrationListResponse", "Error"),
+    ),
+    Channel(
+        address=subjects.INTEGRATIONS_CONFIG_REMOVE,
+        description="Remove a tenant's integration of one kind (operators).",
+        sends="IntegrationRef",
+        replies=("Done", "Error"),
+    ),
+    Channel(
+        address=subjects.INTEGRATIONS_CONFIG_TEST,
+        description="Send a real test notification through a tenant's integration and "
+        "answer what the destination said (operators; `revo integrations test`).",
+        sends="IntegrationRef",
+        replies=("IntegrationTestResult", "Error"),
+    ),
+    Channel(
+        address=subjects.INTEGRATIONS_POLICY_PUT,
+        description="Set a tenant's CI policy: which repositories and branches start a run "
+        "of which agent, the window of one run per failure, where to notify (operators).",
+        sends="PolicyPut",
+        replies=("CiPolicy", "Error"),
+    ),
+    Channel(
+        address=subjects.INTEGRATIONS_POLICY_GET,
+        description="A tenant's CI policy (the default when none was set) (operators).",
+        sends="PolicyGet",
+        replies=("CiPolicy", "Error"),
     ),
 )
 

@@ -58,4 +58,44 @@ AUDIT = StreamSpec(
     "stores it in its audit table. Nats-Msg-Id = event id.",
 )
 
-ALL_STREAMS: tuple[StreamSpec, ...] = (USAGE, RUNS, RUN_EVENTS, USAGE_DEAD, AUDIT)
+CI_EVENTS = StreamSpec(
+    name="CI_EVENTS",
+    subjects=("ci.events.>",),
+    max_age_s=30 * 24 * 3600,
+    # A provider redelivers a webhook for days (GitHub's "Redeliver"); the delivery id is
+    # the Nats-Msg-Id, and the integrations service also keeps the ids it has seen.
+    duplicate_window_s=24 * 3600.0,
+    description="CI outcomes (ci.events.<tenant>.<provider>), from provider webhooks, "
+    "POST /v1/ci/events and CI publishers; logs in the CI_LOGS object store. "
+    "Nats-Msg-Id = event id.",
+)
+
+NOTIFY = StreamSpec(
+    name="NOTIFY",
+    subjects=("notify.>",),
+    max_age_s=7 * 24 * 3600,
+    duplicate_window_s=24 * 3600.0,
+    max_msg_size=256 * 1024,
+    description="Notifications to deliver (notify.<channel>.<tenant>), one durable consumer "
+    "per channel in the integrations service. Nats-Msg-Id = notification id.",
+)
+
+NOTIFY_DEAD = StreamSpec(
+    name="NOTIFY_DEAD",
+    subjects=("notify_dead.>",),
+    max_age_s=30 * 24 * 3600,
+    max_msg_size=256 * 1024,
+    description="Notifications that failed every attempt, with the last error "
+    "(notify_dead.<channel>.<tenant>); `revo notify redrive` sends them again.",
+)
+
+ALL_STREAMS: tuple[StreamSpec, ...] = (
+    USAGE,
+    RUNS,
+    RUN_EVENTS,
+    USAGE_DEAD,
+    AUDIT,
+    CI_EVENTS,
+    NOTIFY,
+    NOTIFY_DEAD,
+)

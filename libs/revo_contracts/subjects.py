@@ -48,6 +48,21 @@ GATEWAY_KEYS_REVOKED = "gateway.keys.revoked"
 GATEWAY_AUDIT_LIST = "gateway.audit.list"
 GATEWAY_QUEUE_GROUP = "chat-gateway"
 
+CI_EVENTS_ALL = "ci.events.>"
+NOTIFY_ALL = "notify.>"
+# Notifications that failed every attempt (stream NOTIFY_DEAD): outside `notify.>` on
+# purpose, so a dead letter is never delivered again until it is redriven.
+NOTIFY_DEAD_ALL = "notify_dead.>"
+INTEGRATIONS_CONFIG_PUT = "integrations.config.put"
+INTEGRATIONS_CONFIG_LIST = "integrations.config.list"
+INTEGRATIONS_CONFIG_REMOVE = "integrations.config.remove"
+INTEGRATIONS_CONFIG_TEST = "integrations.config.test"
+INTEGRATIONS_POLICY_PUT = "integrations.policy.put"
+INTEGRATIONS_POLICY_GET = "integrations.policy.get"
+INTEGRATIONS_NOTIFY_DEAD_LIST = "integrations.notify.dead.list"
+INTEGRATIONS_NOTIFY_REDRIVE = "integrations.notify.redrive"
+INTEGRATIONS_QUEUE_GROUP = "integrations"
+
 
 class InvalidSubjectToken(ValueError):
     """A tenant or run id that cannot be used as a NATS subject token."""
@@ -100,6 +115,10 @@ def ci_events(tenant: str, provider: str) -> str:
 
 def notify(channel: str, tenant: str) -> str:
     return f"notify.{token(channel, 'channel')}.{token(tenant, 'tenant')}"
+
+
+def notify_dead(channel: str, tenant: str) -> str:
+    return f"notify_dead.{token(channel, 'channel')}.{token(tenant, 'tenant')}"
 
 
 def alerts(tenant: str) -> str:

@@ -470,3 +470,38 @@ def memory_factory(
     )
     yield factory
     factory.stop_all()
+
+
+# -- the integrations service ----------------------------------------------------------------
+
+# A fixed Fernet key (urlsafe base64 of 32 bytes): tests read rows sealed by earlier processes.
+INTEGRATIONS_SECRET_KEY = "dGVzdC1rZXktb2YtcmV2by1pbnRlZ3JhdGlvbnMtMDE="
+
+
+def integrations_env(
+    nats_url: str, database_url: str, http_port: int, otlp_endpoint: str | None = None
+) -> dict[str, str]:
+    return service_env(
+        "integrations",
+        nats_url,
+        http_port,
+        otlp_endpoint,
+        database_url,
+        secret_keys=INTEGRATIONS_SECRET_KEY,
+        drain_grace_s=5,
+    )
+
+
+@pytest.fixture(scope="session")
+def integrations_factory(
+    revo_tmp: Path, postgres: Postgres, otlp_receiver: OtlpReceiver
+) -> Iterator[ServiceFactory]:
+    factory = ServiceFactory(
+        "revo_integrations",
+        revo_tmp / "integrations",
+        lambda nats_url, port: integrations_env(
+            nats_url, postgres.dsn, port, otlp_receiver.endpoint
+        ),
+    )
+    yield factory
+    factory.stop_all()

@@ -1,0 +1,54 @@
+"""Wiring of the integrations service: Postgres, the tenants' integrations, the webhooks
+(the service's own public HTTP listener), the CI trigger and the notification channels."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+from aiohttp import web
+
+from revo_contracts.streams import AUDIT, CI_EVENTS, NOTIFY, NOTIFY_DEAD
+from revo_core.ci_logs import ci_logs_bucket
+from revo_core.db import apply_schema, connect_pool
+from revo_core.jetstream import ensure_streams
+from revo_core.logging import get_logger
+from revo_core.service import BUS, SETTINGS, create_service_app, serving_pool
+from revo_integrations.config_store import ConfigStore
+from revo_integrations.secret_box import SecretBox
+from revo_integrations.settings import IntegrationsSettings
+
+SERVICE = "integrations"
+# Each part of the service keeps its tables in its own schema*.sql, applied in name order.
+SCHEMA_FILES = sorted(Path(__file__).parent.glob("schema*.sql"))
+POOL: web.AppKey[asyncpg.Pool] = web.AppKey("pool", asyncpg.Pool)
+CONFIGS: web.AppKey[ConfigStore] = web.AppKey("configs", ConfigStore)
+log = get_logger("revo.integrations")
+
+
+def create_app(settings: IntegrationsSettings) -> web.Application:
+    app = create_service_app(SERVICE, settings)
+    app.cleanup_ctx.append(_database_ctx)
+    app.cleanup_ctx.append(_streams_ctx)
+    return app
+
+
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings: IntegrationsSettings = app[SETTINGS]  # type: ignore[assignment]
+    box = SecretBox(settings.secret_keys)  # no key: the start stops here, saying how to make one
+    pool = await connect_pool(settings.database_url, max_size=10)
+    for schema in SCHEMA_FILES:
+        await apply_schema(pool, schema.read_text())
+    app[POOL] = pool
+    app[CONFIGS] = ConfigStore(pool, box)
+    async with serving_pool(app, pool):
+        yield
+
+
+async def _streams_ctx(app: web.Application) -> AsyncIterator[None]:
+    bus = app[BUS]
+    await ensure_streams(bus.js, (CI_EVENTS, NOTIFY, NOTIFY_DEAD, AUDIT))
+    await ci_logs_bucket(bus.js)
+    log.info("integrations ready")
+    yield

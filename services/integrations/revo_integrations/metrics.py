@@ -1,0 +1,33 @@
+"""Prometheus metrics of the integrations service (served on its /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+WEBHOOKS = Counter(
+    "revo_integrations_webhooks_total",
+    "Provider webhooks, by provider and outcome: accepted, duplicate, ignored (an event "
+    "type or action revo does not act on), bad_signature, unknown_tenant, too_large, invalid.",
+    ["provider", "outcome"],
+)
+LOG_FETCH_SECONDS = Histogram(
+    "revo_integrations_log_fetch_seconds",
+    "Time to fetch a failed job's log from the provider's API and store it.",
+    ["provider"],
+)
+LOG_FETCH_BYTES = Counter(
+    "revo_integrations_log_fetch_bytes_total",
+    "Bytes of CI logs fetched from providers' APIs.",
+    ["provider"],
+)
+NOTIFICATIONS = Counter(
+    "revo_integrations_notifications_total",
+    "Notification deliveries, by channel and outcome: delivered, retried, dead, duplicate.",
+    ["channel", "outcome"],
+)
+CI_RUNS = Counter(
+    "revo_integrations_ci_runs_total",
+    "CI events, by what the tenant's CI policy made of them: submitted, deduplicated "
+    "(the same failure in the window), not_failed, filtered (repository or branch), disabled.",
+    ["outcome"],
+)

@@ -1,0 +1,23 @@
+"""Settings of the integrations service (env prefix REVO_INTEGRATIONS_)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from revo_core.settings import ServiceSettings, database_url_field
+
+
+class IntegrationsSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="REVO_INTEGRATIONS_", extra="ignore")
+
+    # The public listener of provider webhooks (/hooks/...) is this same port, beside
+    # /metrics, /healthz and /readyz.
+    http_port: int = 8105
+    database_url: str = database_url_field("REVO_INTEGRATIONS_")
+    # Fernet keys (comma-separated, urlsafe base64 of 32 bytes) that encrypt the tenants'
+    # secrets at rest: the first encrypts, every one decrypts, so a key is rotated by putting
+    # the new one first and running `revo integrations rotate` (docs/services/integrations.md).
+    secret_keys: str = Field(default="", repr=False)
+    # A webhook body larger than this is refused with 413 (GitHub's own limit is 25 MB).
+    max_body_bytes: int = 25 * 1024 * 1024
