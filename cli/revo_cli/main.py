@@ -1,4 +1,5 @@
-"""`revo`: up, down, status, logs, ask, run, runs, keys, cost, budget, memory, creds, audit."""
+"""`revo`: up, down, status, logs, ask, run, runs, keys, cost, budget, memory, creds, audit,
+notify, integrations."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from revo_cli.creds import add_creds_parser
 from revo_cli.keys import add_keys_parser
 from revo_cli.logs import add_logs_parser
 from revo_cli.memory import add_memory_parser
+from revo_cli.notify import add_integrations_parser, add_notify_parser
 from revo_cli.state import nats_url
 from revo_contracts.runs import RunStatus
 from revo_core.logging import configure_logging
@@ -48,6 +50,8 @@ def parser() -> argparse.ArgumentParser:
     add_memory_parser(commands)
     add_creds_parser(commands)
     add_audit_parser(commands)
+    add_notify_parser(commands)
+    add_integrations_parser(commands)
     return root
 
 
@@ -144,6 +148,14 @@ def main(argv: list[str] | None = None) -> int:
         from revo_cli.audit import audit_command
 
         return audit_command(args, nats_url(args.nats_url))
+    if args.command == "notify":
+        from revo_cli.notify import notify_command
+
+        return notify_command(args, nats_url(args.nats_url))
+    if args.command == "integrations" and args.integrations_command == "test":
+        from revo_cli.notify import integrations_test_command
+
+        return integrations_test_command(args, nats_url(args.nats_url))
     if args.command == "creds":
         from revo_cli.creds import creds_command
 

@@ -91,6 +91,10 @@ MESSAGES: tuple[type[msgspec.Struct], ...] = (
     ci.CiEvent,
     notify.Notification,
     notify.DeadNotification,
+    notify.NotifyDeadListRequest,
+    notify.NotifyDeadLetter,
+    notify.NotifyDeadListResponse,
+    notify.NotifyRedriveRequest,
     integrations.IntegrationPut,
     integrations.IntegrationRef,
     integrations.IntegrationListRequest,
@@ -378,6 +382,22 @@ CHANNELS: tuple[Channel, ...] = (
         "answer what the destination said (operators; `revo integrations test`).",
         sends="IntegrationRef",
         replies=("IntegrationTestResult", "Error"),
+    ),
+    Channel(
+        address=subjects.INTEGRATIONS_NOTIFY_DEAD_LIST,
+        description="Dead letters of notifications (stream NOTIFY_DEAD), oldest first, with "
+        "their last error (operators; `revo notify dead`). Queue group 'integrations'.",
+        sends="NotifyDeadListRequest",
+        replies=("NotifyDeadListResponse", "Error"),
+    ),
+    Channel(
+        address=subjects.INTEGRATIONS_NOTIFY_REDRIVE,
+        description="Send dead letters again: one notification by id, or all (of a tenant); "
+        "each is republished to notify.<channel>.<tenant> (a fresh Nats-Msg-Id, the same "
+        "notification id) and deleted from NOTIFY_DEAD; answers how many (operators; "
+        "`revo notify redrive`). not_found when the id has no dead letter.",
+        sends="NotifyRedriveRequest",
+        replies=("Done", "Error"),
     ),
     Channel(
         address=subjects.INTEGRATIONS_POLICY_PUT,

@@ -68,3 +68,32 @@ class DeadNotification(msgspec.Struct, kw_only=True):
     attempts: int
     last_error: Annotated[str, Meta(max_length=2048)]
     dead_at: float
+
+
+class NotifyDeadListRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """`integrations.notify.dead.list` (operators; `revo notify dead`)."""
+
+    tenant: TenantId | None = None
+    channel: Channel | None = None
+    limit: Annotated[int, Meta(ge=1, le=1000)] = 100
+
+
+class NotifyDeadLetter(msgspec.Struct, kw_only=True):
+    # The dead letter's sequence in stream NOTIFY_DEAD.
+    seq: int
+    dead: DeadNotification
+
+
+class NotifyDeadListResponse(msgspec.Struct, kw_only=True):
+    """Dead letters, oldest first."""
+
+    dead: list[NotifyDeadLetter]
+
+
+class NotifyRedriveRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """`integrations.notify.redrive`: send dead letters again (to notify.<channel>.<tenant>)
+    and delete them from NOTIFY_DEAD. One notification by id, or `all` (of one tenant)."""
+
+    notification_id: NotificationId | None = None
+    all: bool = False
+    tenant: TenantId | None = None

@@ -16,6 +16,7 @@ from revo_core.jetstream import ensure_streams
 from revo_core.logging import get_logger
 from revo_core.service import BUS, SETTINGS, create_service_app, serving_pool
 from revo_integrations.config_store import ConfigStore
+from revo_integrations.notifications import notifications_ctx
 from revo_integrations.secret_box import SecretBox
 from revo_integrations.settings import IntegrationsSettings
 
@@ -31,6 +32,7 @@ def create_app(settings: IntegrationsSettings) -> web.Application:
     app = create_service_app(SERVICE, settings)
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_streams_ctx)
+    app.cleanup_ctx.append(notifications_ctx)
     return app
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 WEBHOOKS = Counter(
     "revo_integrations_webhooks_total",
@@ -22,7 +22,9 @@ LOG_FETCH_BYTES = Counter(
 )
 NOTIFICATIONS = Counter(
     "revo_integrations_notifications_total",
-    "Notification deliveries, by channel and outcome: delivered, retried, dead, duplicate.",
+    "Notification deliveries, by channel and outcome: delivered, retried, dead, duplicate "
+    "(already delivered: a redelivery), deferred (rate cap), refused (malformed or tenant "
+    "mismatch).",
     ["channel", "outcome"],
 )
 CI_RUNS = Counter(
@@ -30,4 +32,29 @@ CI_RUNS = Counter(
     "CI events, by what the tenant's CI policy made of them: submitted, deduplicated "
     "(the same failure in the window), not_failed, filtered (repository or branch), disabled.",
     ["outcome"],
+)
+
+# -- notifications out (NOTIFICATIONS above counts them by channel and outcome) --
+NOTIFY_RETRIES = Counter(
+    "revo_integrations_notify_retries_total",
+    "Failed notification attempts that will be retried, by channel and why: rate_limited "
+    "(429), server_error (5xx), network, timeout.",
+    ["channel", "reason"],
+)
+NOTIFY_DEAD_LETTERS = Counter(
+    "revo_integrations_notify_dead_letters_total",
+    "Notifications sent to NOTIFY_DEAD, by channel and why: attempts (every attempt "
+    "failed) or permanent (the destination refused it, or no integration is configured).",
+    ["channel", "reason"],
+)
+NOTIFY_SECONDS = Histogram(
+    "revo_integrations_notify_delivery_seconds",
+    "Time of one delivery attempt, the destination's HTTP calls included, by channel.",
+    ["channel"],
+)
+NOTIFY_CONSUMER_PENDING = Gauge(
+    "revo_integrations_notify_consumer_pending",
+    "Notifications not yet delivered per channel (the durable consumer's pending and "
+    "unacknowledged messages): the consumer lag.",
+    ["channel"],
 )

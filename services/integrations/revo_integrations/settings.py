@@ -21,3 +21,25 @@ class IntegrationsSettings(ServiceSettings):
     secret_keys: str = Field(default="", repr=False)
     # A webhook body larger than this is refused with 413 (GitHub's own limit is 25 MB).
     max_body_bytes: int = 25 * 1024 * 1024
+
+    # -- notifications out (docs/services/integrations-notify.md) --
+    # Failed attempts before a notification goes to NOTIFY_DEAD with its last error.
+    notify_max_attempts: int = Field(default=8, ge=1)
+    # Backoff after the n-th failure: base * 2^(n-1), capped, times a jitter in [0.5, 1];
+    # a destination's Retry-After is honoured when it asks for longer.
+    notify_backoff_base_s: float = Field(default=2.0, gt=0)
+    notify_backoff_max_s: float = Field(default=600.0, gt=0)
+    # JetStream's redelivery wait of an unacknowledged notification (a crashed service's
+    # deliveries come back after it); a slow destination is kept alive by in-progress acks.
+    notify_ack_wait_s: float = Field(default=30.0, gt=0)
+    notify_http_timeout_s: float = Field(default=15.0, gt=0)
+    # Deliveries in flight per channel.
+    notify_concurrency: int = Field(default=64, ge=1)
+    # Messages per second per destination (0 = no cap): Slack allows about one per second
+    # per channel; GitHub's secondary limit is about 80 content-creating requests a minute.
+    notify_rate_slack: float = Field(default=1.0, ge=0)
+    notify_rate_github: float = Field(default=1.3, ge=0)
+    notify_rate_jira: float = Field(default=5.0, ge=0)
+    notify_rate_webhook: float = Field(default=0.0, ge=0)
+    # Short bursts above the rate that a destination tolerates.
+    notify_rate_burst: int = Field(default=3, ge=1)

@@ -1,0 +1,201 @@
+"""One notification's delivery: its record first, the channel's calls, then ack, retry later,
+or dead-letter; never an ack before the notification is delivered or dead-lettered.
+
+Retries are JetStream redeliveries (`nak` with a delay), so a waiting retry holds no task
+and survives a restart: the delay is exponential with jitter, or the destination's
+Retry-After when longer. Failures are counted in Postgres (not by JetStream's delivery
+count, which a rate-cap deferral or a crash would also raise); after `max_attempts`, or at
+once for a failure that would repeat (a 4xx, no integration), the notification goes to
+NOTIFY_DEAD with its last error and is acked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from nats.aio.msg import Msg
+from opentelemetry.trace import Span, StatusCode
+
+from revo_contracts.integrations import Integration
+from revo_contracts.notify import Notification
+from revo_core.logging import get_logger
+from revo_integrations import metrics
+from revo_integrations.channels import DeliveryContext, DeliveryFailed, NotifyChannel
+from revo_integrations.config_store import ConfigStore
+from revo_integrations.dead_letters import DeadLetters
+from revo_integrations.notify_store import DeliveryRecord, NotifyStore
+
+log = get_logger("revo.integrations.notify")
+
+# A rate-cap wait longer than this gives the slot back (nak with the wait) rather than
+# holding a delivery slot that other destinations could use.
+HOLD_AT_MOST_S = 1.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 8
+    base_s: float = 2.0
+    max_s: float = 600.0
+
+    def delay(self, failures: int, retry_after: float | None = None) -> float:
+        """Wait before the next attempt after `failures` failures: base * 2^(n-1), capped,
+        times a jitter in [0.5, 1] (retries of many notifications spread out), and never
+        less than what the destination asked for."""
+        backoff = min(self.max_s, self.base_s * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)
+        return max(backoff, retry_after or 0.0)
+
+
+class RateCaps:
+    """A token bucket per destination: `rate` messages per second, bursts of `burst`."""
+
+    def __init__(self, rates: dict[str, float], burst: int) -> None:
+        self.rates = rates
+        self.burst = burst
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
+
+    def wait(self, channel: str, key: str) -> float:
+        """Take a token now (0.0), or the seconds until one is there (nothing taken)."""
+        rate = self.rates.get(channel, 0.0)
+        if rate <= 0:
+            return 0.0
+        now = time.monotonic()
+        tokens, at = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - at) * rate)
+        if tokens >= 1.0:
+            self._buckets[key] = (tokens - 1.0, now)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        return (1.0 - tokens) / rate
+
+    async def take(self, channel: str, key: str, hold_at_most: float) -> float:
+        """Take a token, waiting up to `hold_at_most`; else the wait left (nothing taken)."""
+        while True:
+            wait = self.wait(channel, key)
+            if wait == 0.0 or wait > hold_at_most:
+                return wait
+            await asyncio.sleep(wait)
+
+
+class Delivery:
+    def __init__(
+        self,
+        channels: dict[str, NotifyChannel],
+        configs: ConfigStore,
+        store: NotifyStore,
+        dead_letters: DeadLetters,
+        session: aiohttp.ClientSession,
+        policy: RetryPolicy,
+        caps: RateCaps,
+        ack_wait_s: float,
+    ) -> None:
+        self.channels = channels
+        self.configs = configs
+        self.store = store
+        self.dead_letters = dead_letters
+        self.session = session
+        self.policy = policy
+        self.caps = caps
+        self.ack_wait_s = ack_wait_s
+
+    async def run(self, note: Notification, msg: Msg, span: Span) -> str:
+        """Deliver one notification and settle its message; returns the outcome."""
+        record = await self.store.begin(note)
+        if record.state != "pending":  # delivered, or dead-lettered: a late redelivery
+            await msg.ack()
+            return "duplicate"
+        integration = await self.configs.get(note.tenant, note.channel)
+        if integration is None:
+            failure = DeliveryFailed(
+                f"tenant {note.tenant} has no {note.channel} integration", permanent=True
+            )
+            return await self._failed(note, msg, record, failure, span)
+        channel = self.channels[note.channel]
+        wait = await self.caps.take(
+            note.channel, channel.rate_key(note, integration), HOLD_AT_MOST_S
+        )
+        if wait > 0:
+            await msg.nak(delay=wait)
+            return "deferred"
+        try:
+            await self._attempt(channel, note, integration, record, msg)
+        except DeliveryFailed as failure:
+            return await self._failed(note, msg, record, failure, span)
+        await self.store.delivered(note)
+        await msg.ack()
+        return "delivered"
+
+    async def _attempt(
+        self,
+        channel: NotifyChannel,
+        note: Notification,
+        integration: Integration,
+        record: DeliveryRecord,
+        msg: Msg,
+    ) -> None:
+        async def keep(**posted: Any) -> None:
+            record.posted.update(posted)
+            await self.store.save_posted(note, **posted)
+
+        ctx = DeliveryContext(session=self.session, store=self.store, record=record, keep=keep)
+        started = time.perf_counter()
+        heartbeat = asyncio.create_task(self._keep_alive(msg))
+        try:
+            await channel.deliver(ctx, note, integration)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            metrics.NOTIFY_SECONDS.labels(note.channel).observe(time.perf_counter() - started)
+
+    async def _keep_alive(self, msg: Msg) -> None:
+        """A slow destination must not make JetStream redeliver what is being delivered."""
+        while True:
+            await asyncio.sleep(self.ack_wait_s / 3)
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+    async def _failed(
+        self,
+        note: Notification,
+        msg: Msg,
+        record: DeliveryRecord,
+        failure: DeliveryFailed,
+        span: Span,
+    ) -> str:
+        span.set_status(StatusCode.ERROR, failure.detail[:200])
+        failures = await self.store.failed(note, failure.detail)
+        if failure.permanent or failures >= self.policy.max_attempts:
+            reason = "permanent" if failure.permanent else "attempts"
+            await self.dead_letters.send(note, msg, failures, failure.detail)
+            await self.store.dead(note, failure.detail)
+            await msg.ack()
+            metrics.NOTIFY_DEAD_LETTERS.labels(note.channel, reason).inc()
+            log.warning(
+                "notification dead-lettered",
+                notification_id=note.notification_id,
+                tenant=note.tenant,
+                channel=note.channel,
+                attempts=failures,
+                reason=reason,
+                error=failure.detail[:500],
+            )
+            return "dead"
+        delay = self.policy.delay(failures, failure.retry_after)
+        await msg.nak(delay=delay)
+        metrics.NOTIFY_RETRIES.labels(note.channel, failure.reason).inc()
+        log.info(
+            "notification delivery failed, retrying",
+            notification_id=note.notification_id,
+            channel=note.channel,
+            failures=failures,
+            retry_in_s=round(delay, 3),
+            error=failure.detail[:300],
+        )
+        return "retried"
