@@ -54,11 +54,9 @@ class DeadLetters:
 
     async def list(self, request: NotifyDeadListRequest) -> list[NotifyDeadLetter]:
         """Dead letters, oldest first (the stream's single-message reads: no consumer)."""
-        wanted = (
-            subjects.notify_dead(request.channel or "*", request.tenant or "*")
-            if (request.channel or request.tenant)
-            else subjects.NOTIFY_DEAD_ALL
-        )
+        channel = subjects.token(request.channel, "channel") if request.channel else "*"
+        tenant = subjects.token(request.tenant, "tenant") if request.tenant else "*"
+        wanted = f"notify_dead.{channel}.{tenant}"
         letters: list[NotifyDeadLetter] = []
         seq = 1
         while len(letters) < request.limit:

@@ -65,7 +65,7 @@ class GithubChannel:
             ctx,
             "GET",
             f"{base(integration.api_url)}/rate_limit",
-            "GET /rate_limit",
+            "/rate_limit",
             headers=_headers(integration),
         )
 
@@ -81,7 +81,7 @@ class _Api:
             self.ctx,
             method,
             self.root + path,
-            f"{method} /repos/{{owner}}/{{repo}}{route}",
+            f"/repos/{{owner}}/{{repo}}{route}",
             json=body,
             headers=self.headers,
         )

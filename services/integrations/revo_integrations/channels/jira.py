@@ -59,7 +59,7 @@ class JiraChannel:
             ctx,
             "GET",
             f"{jira.root}/project/{integration.project}",
-            "GET /rest/api/3/project/{key}",
+            "/rest/api/3/project/{key}",
             auth=jira.auth,
         )
 
@@ -97,7 +97,7 @@ class _Jira:
             self.ctx,
             "POST",
             f"{self.root}/search/jql",
-            "POST /rest/api/3/search/jql",
+            "/rest/api/3/search/jql",
             auth=self.auth,
             json={"jql": jql, "fields": ["status", "labels"], "maxResults": 1},
         )
@@ -110,7 +110,7 @@ class _Jira:
                 self.ctx,
                 "GET",
                 f"{self.root}/issue/{key}?fields=status",
-                "GET /rest/api/3/issue/{key}",
+                "/rest/api/3/issue/{key}",
                 auth=self.auth,
             )
         except DeliveryFailed as failed:
@@ -132,7 +132,7 @@ class _Jira:
             self.ctx,
             "POST",
             f"{self.root}/issue",
-            "POST /rest/api/3/issue",
+            "/rest/api/3/issue",
             auth=self.auth,
             json={"fields": fields},
         )
@@ -143,7 +143,7 @@ class _Jira:
             self.ctx,
             "POST",
             f"{self.root}/issue/{key}/comment",
-            "POST /rest/api/3/issue/{key}/comment",
+            "/rest/api/3/issue/{key}/comment",
             auth=self.auth,
             json={"body": adf(note)},
         )
@@ -153,7 +153,7 @@ class _Jira:
             self.ctx,
             "GET",
             f"{self.root}/issue/{key}/comment?maxResults=100&orderBy=-created",
-            "GET /rest/api/3/issue/{key}/comment",
+            "/rest/api/3/issue/{key}/comment",
             auth=self.auth,
         )
         comments = answer.field("comments") or []

@@ -20,7 +20,7 @@ from revo_contracts.notify import Notification
 from revo_integrations.channels import DeliveryContext, DeliveryFailed
 from revo_integrations.channels.http import call
 
-ROUTE = "POST {webhook}"
+ROUTE = "{webhook url}"
 
 
 class WebhookChannel:
