@@ -44,7 +44,7 @@ class FakeDestination:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> FakeDestination:
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
         return self
