@@ -12,7 +12,6 @@ NOTIFY_DEAD with its last error and is acked.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from dataclasses import dataclass
@@ -33,6 +32,10 @@ from revo_integrations.notify_store import DeliveryRecord, NotifyStore
 
 log = get_logger("revo.integrations.notify")
 
+# How long a tenant's integration is reused without reading Postgres again (and opening
+# its sealed secrets): a changed integration applies within this. A missing one is never
+# remembered, so configuring it and redriving works at once.
+CONFIG_TTL_S = 5.0
 # A rate-cap wait longer than this gives the slot back (nak with the wait) rather than
 # holding a delivery slot that other destinations could use.
 HOLD_AT_MOST_S = 1.0
@@ -103,6 +106,7 @@ class Delivery:
         self.policy = policy
         self.caps = caps
         self.ack_wait_s = ack_wait_s
+        self._integrations: dict[tuple[str, str], tuple[Integration, float]] = {}
 
     async def run(self, note: Notification, msg: Msg, span: Span) -> str:
         """Deliver one notification and settle its message; returns the outcome."""
@@ -110,7 +114,7 @@ class Delivery:
         if record.state != "pending":  # delivered, or dead-lettered: a late redelivery
             await msg.ack()
             return "duplicate"
-        integration = await self.configs.get(note.tenant, note.channel)
+        integration = await self._integration(note.tenant, note.channel)
         if integration is None:
             failure = DeliveryFailed(
                 f"tenant {note.tenant} has no {note.channel} integration", permanent=True
@@ -131,6 +135,16 @@ class Delivery:
         await msg.ack()
         return "delivered"
 
+    async def _integration(self, tenant: str, kind: str) -> Integration | None:
+        now = time.monotonic()
+        cached = self._integrations.get((tenant, kind))
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        integration = await self.configs.get(tenant, kind)
+        if integration is not None:
+            self._integrations[(tenant, kind)] = (integration, now + CONFIG_TTL_S)
+        return integration
+
     async def _attempt(
         self,
         channel: NotifyChannel,
@@ -145,21 +159,10 @@ class Delivery:
 
         ctx = DeliveryContext(session=self.session, store=self.store, record=record, keep=keep)
         started = time.perf_counter()
-        heartbeat = asyncio.create_task(self._keep_alive(msg))
         try:
             await channel.deliver(ctx, note, integration)
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
             metrics.NOTIFY_SECONDS.labels(note.channel).observe(time.perf_counter() - started)
-
-    async def _keep_alive(self, msg: Msg) -> None:
-        """A slow destination must not make JetStream redeliver what is being delivered."""
-        while True:
-            await asyncio.sleep(self.ack_wait_s / 3)
-            with contextlib.suppress(Exception):
-                await msg.in_progress()
 
     async def _failed(
         self,

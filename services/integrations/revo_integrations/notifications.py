@@ -47,6 +47,7 @@ async def notifications_ctx(app: web.Application) -> AsyncIterator[None]:
     settings: IntegrationsSettings = app[SETTINGS]  # type: ignore[assignment]
     bus = app[BUS]
     store = NotifyStore(app[POOL])
+    store.start()
     dead_letters = DeadLetters(bus, store)
     timeout = aiohttp.ClientTimeout(total=settings.notify_http_timeout_s)
     session = aiohttp.ClientSession(
@@ -91,6 +92,7 @@ async def notifications_ctx(app: web.Application) -> AsyncIterator[None]:
     for consumer in consumers:
         await consumer.stop(grace=settings.drain_grace_s)
     await session.close()
+    await store.stop()
 
 
 async def add_endpoints(

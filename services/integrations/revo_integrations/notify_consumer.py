@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import msgspec
 from nats.aio.msg import Msg
@@ -47,6 +48,8 @@ class ChannelConsumer:
         self.ack_wait_s = ack_wait_s
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
+        # Deliveries under way and when each began (for in-progress acks).
+        self._in_flight: dict[int, tuple[Msg, float]] = {}  # by id(msg): Msg is unhashable
         self._loops: list[asyncio.Task[None]] = []
         self._subscription = None
 
@@ -68,6 +71,7 @@ class ChannelConsumer:
         self._loops = [
             asyncio.create_task(self._consume(), name=f"notify-{self.channel}"),
             asyncio.create_task(self._watch_lag(), name=f"notify-{self.channel}-lag"),
+            asyncio.create_task(self._keep_alive(), name=f"notify-{self.channel}-alive"),
         ]
 
     async def stop(self, grace: float = 5.0) -> None:
@@ -112,7 +116,26 @@ class ChannelConsumer:
         self._tasks.discard(task)
         self._slots.release()
 
+    async def _keep_alive(self) -> None:
+        """A slow destination must not make JetStream redeliver what is being delivered:
+        every delivery older than a third of the ack wait gets an in-progress ack."""
+        every = self.ack_wait_s / 3
+        while True:
+            await asyncio.sleep(every)
+            due = time.monotonic() - every
+            for msg, began in list(self._in_flight.values()):
+                if began <= due:
+                    with contextlib.suppress(Exception):
+                        await msg.in_progress()
+
     async def _handle(self, msg: Msg) -> None:
+        self._in_flight[id(msg)] = (msg, time.monotonic())
+        try:
+            await self._handle_one(msg)
+        finally:
+            self._in_flight.pop(id(msg), None)
+
+    async def _handle_one(self, msg: Msg) -> None:
         with process_span(msg.subject, msg.headers) as span:
             note = self._accepted(msg)
             if note is None:

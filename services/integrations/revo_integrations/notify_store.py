@@ -16,6 +16,7 @@ import asyncpg
 import msgspec
 
 from revo_contracts.notify import Notification
+from revo_core.group_commit import GroupCommit
 
 
 @dataclass
@@ -31,30 +32,53 @@ class DeliveryRecord:
 class NotifyStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
+        self._begins = GroupCommit(self._begin_many, "notify-begin")
+        self._delivereds = GroupCommit(self._delivered_many, "notify-delivered")
+
+    def start(self) -> None:
+        """Concurrent deliveries share round trips: their `begin`s go in one statement, and
+        so do their `delivered`s (each caller still waits for its own row)."""
+        self._begins.start()
+        self._delivereds.start()
+
+    async def stop(self) -> None:
+        await self._begins.stop()
+        await self._delivereds.stop()
 
     async def begin(self, note: Notification) -> DeliveryRecord:
         """Count one more attempt of the notification and return its record (as it was)."""
-        row = await self.pool.fetchrow(
+        return await self._begins.submit(note)
+
+    async def _begin_many(self, notes: list[Notification]) -> list[DeliveryRecord]:
+        # One row may be in a statement once: a second delivery of the same notification
+        # in the batch (a redelivery racing the first) goes in the next statement.
+        first, again, seen = [], [], set()
+        for note in notes:
+            (again if _key(note) in seen else first).append(note)
+            seen.add(_key(note))
+        rows = await self.pool.fetch(
             """INSERT INTO integrations.notify_deliveries AS d
                    (tenant, channel, notification_id, attempts)
-               VALUES ($1, $2, $3, 1)
+               SELECT t, c, n, 1 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(t, c, n)
                ON CONFLICT (tenant, channel, notification_id) DO UPDATE
                SET attempts = CASE WHEN d.state = 'pending' THEN d.attempts + 1
                                    ELSE d.attempts END,
                    updated_at = now()
-               RETURNING state, attempts, failures, posted::text AS posted""",
-            note.tenant,
-            note.channel,
-            note.notification_id,
+               RETURNING tenant, channel, notification_id, state, attempts, failures,
+                         posted::text AS posted""",
+            [n.tenant for n in first],
+            [n.channel for n in first],
+            [n.notification_id for n in first],
         )
-        state = row["state"]
-        earlier = row["attempts"] - 1 if state == "pending" else row["attempts"]
-        return DeliveryRecord(
-            state=state,
-            earlier_attempts=earlier,
-            failures=row["failures"],
-            posted=msgspec.json.decode(row["posted"]),
-        )
+        records = {(r["tenant"], r["channel"], r["notification_id"]): _record(r) for r in rows}
+        later = {}
+        if again:
+            later = dict(zip(map(_key, again), await self._begin_many(again), strict=True))
+        results = []
+        for note in notes:  # the first occurrence of a key gets the first record
+            key = _key(note)
+            results.append(records.pop(key) if key in records else later[key])
+        return results
 
     async def save_posted(self, note: Notification, **posted: Any) -> None:
         await self.pool.execute(
@@ -68,7 +92,19 @@ class NotifyStore:
         )
 
     async def delivered(self, note: Notification) -> None:
-        await self._settle(note, "delivered", "")
+        await self._delivereds.submit(note)
+
+    async def _delivered_many(self, notes: list[Notification]) -> list[None]:
+        await self.pool.execute(
+            """UPDATE integrations.notify_deliveries AS d
+               SET state = 'delivered', last_error = '', updated_at = now()
+               FROM unnest($1::text[], $2::text[], $3::text[]) AS u(t, c, n)
+               WHERE d.tenant = u.t AND d.channel = u.c AND d.notification_id = u.n""",
+            [n.tenant for n in notes],
+            [n.channel for n in notes],
+            [n.notification_id for n in notes],
+        )
+        return [None] * len(notes)
 
     async def dead(self, note: Notification, error: str) -> None:
         await self._settle(note, "dead", error)
@@ -138,3 +174,18 @@ class NotifyStore:
             signature,
             ref,
         )
+
+
+def _key(note: Notification) -> tuple[str, str, str]:
+    return (note.tenant, note.channel, note.notification_id)
+
+
+def _record(row: asyncpg.Record) -> DeliveryRecord:
+    state = row["state"]
+    return DeliveryRecord(
+        state=state,
+        # The attempts counter did not move for a settled notification.
+        earlier_attempts=row["attempts"] - 1 if state == "pending" else row["attempts"],
+        failures=row["failures"],
+        posted=msgspec.json.decode(row["posted"]),
+    )

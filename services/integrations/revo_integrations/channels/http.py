@@ -6,7 +6,6 @@ the URL itself: a Slack incoming-webhook URL is a secret.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
