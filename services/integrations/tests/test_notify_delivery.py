@@ -5,6 +5,7 @@ server in the test that checks what it receives (notify_fakes)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sys
 import time
 import uuid
@@ -422,3 +423,18 @@ async def test_integrations_test_sends_a_real_test_notification_and_prints_the_a
 
     code, _, err = await revo(notify_nats, "integrations", "test", "jira", "--tenant", t)
     assert code == 1 and "no jira integration" in err
+
+
+async def test_slack_is_capped_at_about_one_message_a_second_per_channel(
+    notify_service, notify_bus, configs, fakes
+):
+    t = tenant()
+    slack = await fakes.start(FakeSlack(SLACK_TOKEN))
+    await configs.put(t, SlackIntegration(token=SLACK_TOKEN, channel="#ci", api_url=slack.api_url))
+    for _ in range(5):
+        await publish(notify_bus, notification(t, "slack"))
+    await eventually(lambda: len(slack.messages) == 5)
+    arrivals = [seen.at for seen in slack.seen]
+    # A burst of 3, then one a second.
+    assert arrivals[4] - arrivals[0] >= 1.8
+    assert all(b - a >= 0.8 for a, b in itertools.pairwise(arrivals[2:]))
