@@ -56,34 +56,43 @@ class RetryPolicy:
 
 
 class RateCaps:
-    """A token bucket per destination: `rate` messages per second, bursts of `burst`."""
+    """A token bucket per destination: `rate` messages per second, bursts of `burst`.
+
+    Taking reserves a place in the destination's queue (tokens go below zero), so the wait
+    grows with the deliveries ahead: the first in line waits in place, the ones further
+    back give their place up and come back when theirs would be due, instead of every
+    delivery slot waiting on one busy Slack channel."""
 
     def __init__(self, rates: dict[str, float], burst: int) -> None:
         self.rates = rates
         self.burst = burst
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
 
-    def wait(self, channel: str, key: str) -> float:
-        """Take a token now (0.0), or the seconds until one is there (nothing taken)."""
+    def reserve(self, channel: str, key: str) -> float:
+        """Take a token; the seconds until it is due (0.0: now)."""
         rate = self.rates.get(channel, 0.0)
         if rate <= 0:
             return 0.0
         now = time.monotonic()
         tokens, at = self._buckets.get(key, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - at) * rate)
-        if tokens >= 1.0:
-            self._buckets[key] = (tokens - 1.0, now)
-            return 0.0
+        tokens = min(float(self.burst), tokens + (now - at) * rate) - 1.0
         self._buckets[key] = (tokens, now)
-        return (1.0 - tokens) / rate
+        return 0.0 if tokens >= 0 else -tokens / rate
+
+    def give_back(self, key: str) -> None:
+        tokens, at = self._buckets[key]
+        self._buckets[key] = (tokens + 1.0, at)
 
     async def take(self, channel: str, key: str, hold_at_most: float) -> float:
-        """Take a token, waiting up to `hold_at_most`; else the wait left (nothing taken)."""
-        while True:
-            wait = self.wait(channel, key)
-            if wait == 0.0 or wait > hold_at_most:
-                return wait
-            await asyncio.sleep(wait)
+        """Take a token, waiting for it up to `hold_at_most`: 0.0; else nothing is taken,
+        and the answer is the wait (when to come back)."""
+        wait = self.reserve(channel, key)
+        if wait <= hold_at_most:
+            if wait > 0:
+                await asyncio.sleep(wait)
+            return 0.0
+        self.give_back(key)
+        return wait
 
 
 class Delivery:
@@ -110,23 +119,25 @@ class Delivery:
 
     async def run(self, note: Notification, msg: Msg, span: Span) -> str:
         """Deliver one notification and settle its message; returns the outcome."""
+        channel = self.channels[note.channel]
+        integration = await self._integration(note.tenant, note.channel)
+        if integration is not None:
+            # Before the attempt is counted: a deferral is not an attempt that may have
+            # reached the destination.
+            key = channel.rate_key(note, integration)
+            wait = await self.caps.take(note.channel, key, HOLD_AT_MOST_S)
+            if wait > 0:
+                await msg.nak(delay=wait * random.uniform(1.0, 1.5))
+                return "deferred"
         record = await self.store.begin(note)
         if record.state != "pending":  # delivered, or dead-lettered: a late redelivery
             await msg.ack()
             return "duplicate"
-        integration = await self._integration(note.tenant, note.channel)
         if integration is None:
             failure = DeliveryFailed(
                 f"tenant {note.tenant} has no {note.channel} integration", permanent=True
             )
             return await self._failed(note, msg, record, failure, span)
-        channel = self.channels[note.channel]
-        wait = await self.caps.take(
-            note.channel, channel.rate_key(note, integration), HOLD_AT_MOST_S
-        )
-        if wait > 0:
-            await msg.nak(delay=wait)
-            return "deferred"
         try:
             await self._attempt(channel, note, integration, record, msg)
         except DeliveryFailed as failure:
