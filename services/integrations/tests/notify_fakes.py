@@ -273,6 +273,8 @@ class FakeJira(FakeDestination):
         self.project = project
         self.issues: dict[str, dict] = {}  # key -> {"fields", "comments", "status"}
         self._numbers = itertools.count(1)
+        # Seconds to sleep after creating an issue, before answering (a slow Jira).
+        self.create_delay_s = 0.0
         r = self.app.router
         r.add_post("/rest/api/3/issue", self._create)
         r.add_get("/rest/api/3/issue/{key}", self._get)
@@ -307,6 +309,8 @@ class FakeJira(FakeDestination):
             return web.json_response({"errors": {"project": "invalid"}}, status=400)
         key = f"{self.project}-{next(self._numbers)}"
         self.issues[key] = {"fields": fields, "comments": [], "status": "new"}
+        if self.create_delay_s:
+            await asyncio.sleep(self.create_delay_s)
         return web.json_response({"id": "1", "key": key}, status=201)
 
     async def _get(self, request: web.Request) -> web.Response:

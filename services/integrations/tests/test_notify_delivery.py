@@ -297,6 +297,30 @@ async def test_jira_opens_an_issue_then_comments_on_it_for_the_same_failure(
     assert jira.problems == []
 
 
+async def test_a_delivered_notification_sent_again_is_not_posted_again(
+    notify_service, notify_bus, configs, fakes
+):
+    t = tenant()
+    slack = await fakes.start(FakeSlack(SLACK_TOKEN))
+    await configs.put(t, SlackIntegration(token=SLACK_TOKEN, channel="#ci", api_url=slack.api_url))
+    note = notification(t, "slack")
+    await publish(notify_bus, note)
+    await eventually(lambda: len(slack.messages) == 1)
+    duplicates = metric_value(notify_service, NOTIFIED, channel="slack", outcome="duplicate")
+    # The publisher sends it again after NOTIFY's duplicate window (a new Nats-Msg-Id).
+    await notify_bus.js_publish(
+        subjects.notify("slack", t), note, msg_id=f"{note.notification_id}-again"
+    )
+    await eventually(
+        lambda: (
+            metric_value(notify_service, NOTIFIED, channel="slack", outcome="duplicate")
+            == duplicates + 1
+        ),
+        what="the repeat counted as a duplicate",
+    )
+    assert len(slack.seen) == 1
+
+
 # -- retries, dead letters, redrive --------------------------------------------------------
 
 
@@ -423,6 +447,14 @@ async def test_integrations_test_sends_a_real_test_notification_and_prints_the_a
 
     code, _, err = await revo(notify_nats, "integrations", "test", "jira", "--tenant", t)
     assert code == 1 and "no jira integration" in err
+
+    slack = await fakes.start(FakeSlack(SLACK_TOKEN))
+    await configs.put(t, SlackIntegration(token=SLACK_TOKEN, channel="#ops", api_url=slack.api_url))
+    code, out, err = await revo(notify_nats, "integrations", "test", "slack", "--tenant", t)
+    assert code == 0 and "slack" in out and "delivered, status 200" in out, err
+    assert (
+        slack.messages[0]["channel"] == "#ops" and "test notification" in slack.messages[0]["text"]
+    )
 
 
 async def test_slack_is_capped_at_about_one_message_a_second_per_channel(

@@ -36,13 +36,15 @@ class JiraChannel:
             return  # created or commented on by an earlier attempt
         jira = _Jira(ctx, integration)
         thread = note.signature or note.notification_id
+        if ctx.maybe_posted_before:
+            # Before looking for the failure's open issue: that may be the one this
+            # notification's cut attempt made (it carries the notification's label).
+            mine = await jira.search(f'labels = "{notification_label(note)}"')
+            if mine is not None:
+                await _keep(ctx, note, jira, thread, mine, created=True)
+                return
         key = await _open_issue(jira, ctx, note, thread)
         if key is None:
-            if ctx.maybe_posted_before:
-                mine = await jira.search(f'labels = "{notification_label(note)}"')
-                if mine is not None:
-                    await _keep(ctx, note, jira, thread, mine, created=True)
-                    return
             key = await jira.create(note, thread)
             await _keep(ctx, note, jira, thread, key, created=True)
             return
