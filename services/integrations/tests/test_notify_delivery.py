@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 
+import aiohttp
 import pytest
 from notify_fakes import FakeGithub, FakeJira, FakeSlack, Started, WebhookReceiver
 from opentelemetry import trace
@@ -202,6 +203,23 @@ async def test_github_gets_a_check_run_with_annotations_and_a_re_run_updates_the
     patches = [s for s in github.seen if s.method == "PATCH"]
     assert [p.path for p in patches] == [f"/repos/acme/shop/issues/comments/{comment_id}"]
     assert github.problems == []
+
+
+async def test_github_posts_a_new_comment_when_the_one_to_update_was_deleted(
+    notify_service, notify_bus, configs, fakes
+):
+    t = tenant()
+    github = await fakes.start(FakeGithub(GITHUB_TOKEN))
+    await configs.put(
+        t, GithubIntegration(token=GITHUB_TOKEN, api_url=github.url, check_runs=False)
+    )
+    await publish(notify_bus, notification(t, "github", pr_number=3))
+    await eventually(lambda: len(github.comments) == 1)
+    github.comments.clear()  # someone deleted it
+    await publish(notify_bus, notification(t, "github", pr_number=3, title="Again"))
+    await eventually(lambda: len(github.comments) == 1)
+    assert "Again" in next(iter(github.comments.values()))["body"]
+    assert [s.method for s in github.seen] == ["POST", "PATCH", "POST"]
 
 
 async def test_github_without_a_pr_comments_on_the_commit(
@@ -423,6 +441,10 @@ async def test_malformed_and_tenant_mismatched_notifications_are_refused_and_the
         what="4 refusals counted",
     )
     assert list(receiver.delivered) == [honest.notification_id]
+    # The consumer's lag is in /metrics, per channel.
+    async with aiohttp.ClientSession() as session, session.get(notify_service.metrics_url) as r:
+        exposed = await r.text()
+    assert 'revo_integrations_notify_consumer_pending{channel="webhook"}' in exposed
 
 
 # -- revo integrations test ------------------------------------------------------------------
