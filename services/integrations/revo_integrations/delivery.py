@@ -23,6 +23,7 @@ from opentelemetry.trace import Span, StatusCode
 
 from revo_contracts.integrations import Integration
 from revo_contracts.notify import Notification
+from revo_core.db import DATABASE_AWAY
 from revo_core.logging import get_logger
 from revo_integrations import metrics
 from revo_integrations.channels import DeliveryContext, DeliveryFailed, NotifyChannel
@@ -105,7 +106,6 @@ class Delivery:
         session: aiohttp.ClientSession,
         policy: RetryPolicy,
         caps: RateCaps,
-        ack_wait_s: float,
     ) -> None:
         self.channels = channels
         self.configs = configs
@@ -114,7 +114,6 @@ class Delivery:
         self.session = session
         self.policy = policy
         self.caps = caps
-        self.ack_wait_s = ack_wait_s
         self._integrations: dict[tuple[str, str], tuple[Integration, float]] = {}
 
     async def run(self, note: Notification, msg: Msg, span: Span) -> str:
@@ -139,7 +138,7 @@ class Delivery:
             )
             return await self._failed(note, msg, record, failure, span)
         try:
-            await self._attempt(channel, note, integration, record, msg)
+            await self._attempt(channel, note, integration, record)
         except DeliveryFailed as failure:
             return await self._failed(note, msg, record, failure, span)
         await self.store.delivered(note)
@@ -162,7 +161,6 @@ class Delivery:
         note: Notification,
         integration: Integration,
         record: DeliveryRecord,
-        msg: Msg,
     ) -> None:
         async def keep(**posted: Any) -> None:
             record.posted.update(posted)
@@ -172,6 +170,13 @@ class Delivery:
         started = time.perf_counter()
         try:
             await channel.deliver(ctx, note, integration)
+        except (DeliveryFailed, *DATABASE_AWAY):
+            raise
+        except Exception as exc:
+            # An answer the channel did not expect (a 2xx without the id it needs, ...):
+            # counted like any failure, so it ends in NOTIFY_DEAD rather than loop for ever.
+            log.exception("unexpected delivery failure", notification_id=note.notification_id)
+            raise DeliveryFailed(f"unexpected: {type(exc).__name__}: {exc}"[:2048]) from None
         finally:
             metrics.NOTIFY_SECONDS.labels(note.channel).observe(time.perf_counter() - started)
 

@@ -77,7 +77,6 @@ async def notifications_ctx(app: web.Application) -> AsyncIterator[None]:
             },
             settings.notify_rate_burst,
         ),
-        settings.notify_ack_wait_s,
     )
     consumers = [
         ChannelConsumer(

@@ -407,6 +407,25 @@ async def test_no_integration_is_a_dead_letter_at_once_and_redrive_all_sends_it_
     await eventually(lambda: note.notification_id in receiver.delivered)
 
 
+async def test_an_answer_the_channel_cannot_use_is_retried_then_dead_lettered_not_looped(
+    notify_service, notify_nats, notify_bus, configs, fakes
+):
+    t = tenant()
+    github = await fakes.start(FakeGithub(GITHUB_TOKEN))
+    github.check_run_without_id = True
+    await configs.put(t, GithubIntegration(token=GITHUB_TOKEN, api_url=github.url, comments=False))
+    note = notification(t, "github")
+    await publish(notify_bus, note)
+    end = time.monotonic() + 30
+    while note.notification_id not in (
+        out := (await revo(notify_nats, "notify", "dead", "--tenant", t))[1]
+    ):
+        assert time.monotonic() < end, "no dead letter"
+        await asyncio.sleep(0.3)
+    assert "unexpected: KeyError" in out  # the retries' lookups of the check run it made
+    assert len(github.check_runs) == 1  # each retry looks for it first: never made twice
+
+
 # -- bad input ------------------------------------------------------------------------------
 
 
