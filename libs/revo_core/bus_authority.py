@@ -40,6 +40,10 @@ _UNLIMITED = {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -
 _JETSTREAM_UNLIMITED = {"mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1}
 
 
+# Bytes of a client's CONNECT line (its JWT inside) the server accepts.
+MAX_CONTROL_LINE = 32 * 1024
+
+
 class IssuedCredential(msgspec.Struct, kw_only=True):
     identity: str
     public_key: str
@@ -118,6 +122,9 @@ class BusAuthority:
         return (
             f'operator: "{keys.operator_jwt}"\n'
             f'system_account: "{system_key}"\n'
+            # A client sends its user JWT, permission lists included, in its CONNECT line:
+            # the integrations identity's is ~5 KB, past the server's 4 KiB default.
+            f"max_control_line: {MAX_CONTROL_LINE}\n"
             "resolver: MEMORY\n"
             "resolver_preload: {\n"
             f'  {system_key}: "{keys.system_jwt}"\n'
