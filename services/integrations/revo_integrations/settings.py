@@ -16,8 +16,9 @@ class IntegrationsSettings(ServiceSettings):
     http_port: int = 8105
     database_url: str = database_url_field("REVO_INTEGRATIONS_")
     # Fernet keys (comma-separated, urlsafe base64 of 32 bytes) that encrypt the tenants'
-    # secrets at rest: the first encrypts, every one decrypts, so a key is rotated by putting
-    # the new one first and running `revo integrations rotate` (docs/services/integrations.md).
+    # secrets at rest: the first encrypts, every one decrypts. With more than one, the
+    # service re-encrypts every row under the first at start; then the old key can go
+    # (docs/services/integrations.md, "Secrets").
     secret_keys: str = Field(default="", repr=False)
     # A webhook body larger than this is refused with 413 (GitHub's own limit is 25 MB).
     max_body_bytes: int = 25 * 1024 * 1024
