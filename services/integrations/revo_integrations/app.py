@@ -16,6 +16,7 @@ from revo_core.jetstream import ensure_streams
 from revo_core.logging import get_logger
 from revo_core.service import BUS, SETTINGS, create_service_app, serving_pool
 from revo_integrations.config_store import ConfigStore
+from revo_integrations.outcomes import OutcomeAnnouncer
 from revo_integrations.secret_box import SecretBox
 from revo_integrations.settings import IntegrationsSettings
 
@@ -24,6 +25,7 @@ SERVICE = "integrations"
 SCHEMA_FILES = sorted(Path(__file__).parent.glob("schema*.sql"))
 POOL: web.AppKey[asyncpg.Pool] = web.AppKey("pool", asyncpg.Pool)
 CONFIGS: web.AppKey[ConfigStore] = web.AppKey("configs", ConfigStore)
+ANNOUNCER: web.AppKey[OutcomeAnnouncer] = web.AppKey("announcer", OutcomeAnnouncer)
 log = get_logger("revo.integrations")
 
 
@@ -31,6 +33,7 @@ def create_app(settings: IntegrationsSettings) -> web.Application:
     app = create_service_app(SERVICE, settings)
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_streams_ctx)
+    app.cleanup_ctx.append(_outcomes_ctx)
     return app
 
 
@@ -54,3 +57,11 @@ async def _streams_ctx(app: web.Application) -> AsyncIterator[None]:
     await ci_logs_bucket(bus.js)
     log.info("integrations ready")
     yield
+
+
+async def _outcomes_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings: IntegrationsSettings = app[SETTINGS]  # type: ignore[assignment]
+    announcer = OutcomeAnnouncer(app[BUS], app[POOL], settings.announce_every_s).start()
+    app[ANNOUNCER] = announcer
+    yield
+    await announcer.stop()

@@ -22,3 +22,5 @@ class IntegrationsSettings(ServiceSettings):
     secret_keys: str = Field(default="", repr=False)
     # A webhook body larger than this is refused with 413 (GitHub's own limit is 25 MB).
     max_body_bytes: int = 25 * 1024 * 1024
+    # How often the runs the CI trigger started are checked for their end, to announce it.
+    announce_every_s: float = 1.0
