@@ -22,8 +22,7 @@ from collections.abc import AsyncIterator
 
 import msgspec
 from aiohttp import web
-from aiohttp.http_exceptions import BadHttpMessage
-from aiohttp.web_exceptions import HTTPException
+from aiohttp.web_protocol import RequestPayloadError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.errors import NoStreamResponseError
 
@@ -52,7 +51,7 @@ _decoder = msgspec.json.Decoder(CiEventBody)
 _BODY_ONLY = ("log", "event_id", "tenant")
 
 
-async def post_ci_event(request: web.Request) -> web.Response:
+async def post_ci_event(request: web.Request) -> web.StreamResponse:
     principal = principal_of(request)
     try:
         body = await read_event_body(request)
@@ -65,6 +64,8 @@ async def post_ci_event(request: web.Request) -> web.Response:
             )
     except HttpError as refused:
         CI_EVENTS_RECEIVED.labels("refused", str(refused.status)).inc()
+        if isinstance(refused, UnreadableBody) or (refused.status == 413 and is_gzip(request)):
+            return await answer_and_close(request, refused)
         raise
     accepted = await publish_event(request, principal.tenant, body)
     CI_EVENTS_RECEIVED.labels("duplicate" if accepted.duplicate else "accepted", "202").inc()
@@ -93,7 +94,7 @@ def refuse_unless_json(request: web.Request) -> None:
     if kind not in _JSON_TYPES and not kind.endswith("+json"):
         raise HttpError(415, f"the body must be application/json, not {kind}", "invalid_request")
     encoding = request.headers.get("Content-Encoding", "").strip().lower()
-    if encoding not in _ENCODINGS:
+    if encoding not in _ENCODINGS:  # deflate, br, zstd: aiohttp reads them, we document gzip
         raise HttpError(
             415,
             f"Content-Encoding {encoding!r} is not accepted: send the body as is, or gzip",
@@ -113,10 +114,30 @@ async def read_capped(request: web.Request, cap: int) -> bytes:
             if size > cap:
                 raise too_large(cap)
             chunks.append(chunk)
-    except (BadHttpMessage, HTTPException) as exc:
+    except RequestPayloadError as exc:
         # aiohttp's refusal of a body it could not inflate (not gzip, or cut short).
-        raise HttpError(400, f"cannot read the body: {exc}", "invalid_request") from None
+        reason = " ".join(str(exc).split())
+        raise UnreadableBody(400, f"cannot read the body: {reason}", "invalid_request") from None
     return b"".join(chunks)
+
+
+class UnreadableBody(HttpError):
+    """A body aiohttp could not inflate: the rest of it is not worth reading either."""
+
+
+def is_gzip(request: web.Request) -> bool:
+    return request.headers.get("Content-Encoding", "").strip().lower() in ("gzip", "x-gzip")
+
+
+async def answer_and_close(request: web.Request, refused: HttpError) -> web.StreamResponse:
+    """The refusal, then the connection closed: aiohttp would otherwise read (and so
+    inflate) the rest of a refused gzip body before the next request, for up to 10 s."""
+    response = refused.response()
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()
+    return response
 
 
 def too_large(cap: int) -> HttpError:
