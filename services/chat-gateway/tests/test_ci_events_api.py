@@ -17,6 +17,7 @@ import uuid
 import zlib
 from pathlib import Path
 
+import jsonschema
 import msgspec
 import pytest
 from gateway_testkit import base_url, http
@@ -446,3 +447,16 @@ def test_the_body_has_every_field_of_the_event_but_those_the_gateway_fills():
 
     assert event_fields - body_fields == {"received_at"}
     assert body_fields - event_fields == set()
+
+
+async def test_the_answer_is_the_documented_one(ci_gateway, ci_key):
+    _, _, document = await asyncio.to_thread(http, "GET", f"{base_url(ci_gateway)}/openapi.json")
+    operation = document["paths"]["/v1/ci/events"]["post"]
+    schema = {**operation["responses"]["202"]["content"]["application/json"]["schema"], **document}
+
+    status, _, answer = await post_json(ci_gateway, ci_key, {"status": "success", "log": "ok"})
+
+    assert status == 202
+    jsonschema.Draft202012Validator(schema).validate(answer)
+    assert operation["x-revo-roles"] == ["admin", "member", "ci"]
+    assert {"400", "401", "403", "413", "415"} <= set(operation["responses"])
