@@ -47,8 +47,10 @@ _READ_CHUNK = 256 * 1024
 # Decoding a body this large off the event loop, so other requests keep being answered.
 _DECODE_IN_THREAD_BYTES = 1024 * 1024
 _decoder = msgspec.json.Decoder(CiEventBody)
-# Fields of the body that are not the event's own (the log becomes a CiLog).
-_BODY_ONLY = ("log", "event_id", "tenant")
+# The body's fields the event takes as they are (the gateway fills event_id, tenant, log).
+_EVENT_FIELDS = tuple(
+    name for name in CiEventBody.__struct_fields__ if name not in ("log", "event_id", "tenant")
+)
 
 
 async def post_ci_event(request: web.Request) -> web.StreamResponse:
@@ -62,12 +64,12 @@ async def post_ci_event(request: web.Request) -> web.StreamResponse:
                 f"{principal.tenant!r}; leave `tenant` out",
                 "forbidden",
             )
+        accepted = await publish_event(request, principal.tenant, body)
     except HttpError as refused:
         CI_EVENTS_RECEIVED.labels("refused", str(refused.status)).inc()
         if isinstance(refused, UnreadableBody) or (refused.status == 413 and is_gzip(request)):
             return await answer_and_close(request, refused)
         raise
-    accepted = await publish_event(request, principal.tenant, body)
     CI_EVENTS_RECEIVED.labels("duplicate" if accepted.duplicate else "accepted", "202").inc()
     log.info(
         "ci event accepted",
@@ -195,23 +197,27 @@ def stream_msg_id(tenant: str, event_id: str) -> str:
 
 
 async def publish_event(request: web.Request, tenant: str, body: CiEventBody) -> CiEventAccepted:
-    bus = request.app[BUS]
     event_id = event_id_of(body)
-    ci_log = await stored_log(request, tenant, event_id, body.log)
-    fields = {
-        name: getattr(body, name) for name in body.__struct_fields__ if name not in _BODY_ONLY
-    }
-    event = CiEvent(event_id=event_id, tenant=tenant, log=ci_log, received_at=time.time(), **fields)
     subject = subjects.ci_events(tenant, body.provider)
-    timeout = request.app[SETTINGS].ci_publish_timeout_s  # type: ignore[attr-defined]
     try:
-        ack = await bus.js_publish(
-            subject, event, msg_id=stream_msg_id(tenant, event_id), timeout=timeout
+        ci_log = await stored_log(request, tenant, event_id, body.log)
+        event = CiEvent(
+            event_id=event_id,
+            tenant=tenant,
+            log=ci_log,
+            received_at=time.time(),
+            **{name: getattr(body, name) for name in _EVENT_FIELDS},
+        )
+        ack = await request.app[BUS].js_publish(
+            subject,
+            event,
+            msg_id=stream_msg_id(tenant, event_id),
+            timeout=request.app[SETTINGS].ci_publish_timeout_s,  # type: ignore[attr-defined]
         )
     except (NatsTimeout, NoStreamResponseError, TimeoutError):
         raise HttpError(
             503,
-            "the CI_EVENTS stream did not acknowledge the event; retry shortly",
+            "JetStream did not store the event (or its log) in time; retry shortly",
             "overloaded",
             {"Retry-After": "2"},
         ) from None

@@ -27,6 +27,7 @@ from revo_contracts.ci import INLINE_LOG_MAX_BYTES, CiEvent
 from revo_contracts.gateway_http import CiEventBody
 from revo_contracts.streams import CI_EVENTS
 from revo_core.ci_logs import read_log
+from revo_core.jetstream import ensure_streams
 from revo_core.testing.fixtures import create_api_key
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -194,7 +195,9 @@ async def test_revo_publish_from_github_actions_with_a_20_mb_log(
         GITHUB_RUN_ATTEMPT="2",
     )
 
+    started = time.monotonic()
     code, out, err = await revo_publish("--status", "failure", "--log", str(build_log), env=env)
+    print(f"revo publish of a {len(text)}-byte log: {time.monotonic() - started:.2f} s")
 
     assert code == 0, err
     event, _ = await last_event(scripted_bus, tenant, "github")
@@ -329,7 +332,8 @@ async def test_a_gzip_bomb_is_refused_while_inflating_and_publishes_nothing(
     assert status == 413, answer
     assert answer["error"]["code"] == "invalid_request"
     assert "after decompression" in answer["error"]["message"]
-    # Refused after inflating the cap's worth, not the gigabyte.
+    # Refused after inflating the cap's worth, not the half gigabyte.
+    print(f"gzip bomb ({len(bomb)} bytes, 512 MB inflated) refused in {took:.2f} s")
     assert took < 10, took
     assert await events_of(scripted_bus, tenant) == 0
     assert metric(ci_gateway, "revo_ci_events_total", outcome="refused", status="413") == (
@@ -460,3 +464,21 @@ async def test_the_answer_is_the_documented_one(ci_gateway, ci_key):
     jsonschema.Draft202012Validator(schema).validate(answer)
     assert operation["x-revo-roles"] == ["admin", "member", "ci"]
     assert {"400", "401", "403", "413", "415"} <= set(operation["responses"])
+
+
+async def test_no_stream_to_store_the_event_is_a_503_to_retry(
+    ci_gateway, ci_key, scripted_bus, tenant
+):
+    body = {"status": "failure", "event_id": "while-away", "log": "x"}
+    await scripted_bus.js.delete_stream(CI_EVENTS.name)
+    try:
+        status, headers, answer = await post_json(ci_gateway, ci_key, body)
+    finally:
+        await ensure_streams(scripted_bus.js, (CI_EVENTS,))
+
+    assert status == 503, answer
+    assert answer["error"]["code"] == "overloaded"
+    assert headers["Retry-After"] == "2"
+    status, _, answer = await post_json(ci_gateway, ci_key, body)  # the CI's retry
+    assert status == 202 and answer["duplicate"] is False, answer
+    assert await events_of(scripted_bus, tenant) == 1
