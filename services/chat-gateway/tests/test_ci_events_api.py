@@ -371,6 +371,12 @@ async def test_an_oversized_plain_body_is_refused_with_413(
             415,
             "Content-Encoding 'compress'",
         ),
+        (
+            zlib.compress(b'{"status": "failure"}'),
+            {"Content-Encoding": "deflate"},
+            415,
+            "Content-Encoding 'deflate'",
+        ),
     ],
 )
 async def test_bad_bodies_are_refused_with_the_field_and_publish_nothing(
