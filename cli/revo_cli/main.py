@@ -1,4 +1,5 @@
-"""`revo`: up, down, status, logs, ask, run, runs, keys, cost, budget, memory, creds, audit."""
+"""`revo`: up, down, status, logs, ask, run, runs, keys, cost, budget, memory, creds, audit,
+publish."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from revo_cli.creds import add_creds_parser
 from revo_cli.keys import add_keys_parser
 from revo_cli.logs import add_logs_parser
 from revo_cli.memory import add_memory_parser
+from revo_cli.publish import add_publish_parser
 from revo_cli.state import nats_url
 from revo_contracts.runs import RunStatus
 from revo_core.logging import configure_logging
@@ -48,6 +50,7 @@ def parser() -> argparse.ArgumentParser:
     add_memory_parser(commands)
     add_creds_parser(commands)
     add_audit_parser(commands)
+    add_publish_parser(commands)
     return root
 
 
@@ -148,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         from revo_cli.creds import creds_command
 
         return creds_command(args)
+    if args.command == "publish":
+        from revo_cli.publish import publish_command
+
+        return publish_command(args)
     if args.command == "memory":
         from revo_cli.memory import memory_command
 
