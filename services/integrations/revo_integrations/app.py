@@ -16,6 +16,7 @@ from revo_core.jetstream import ensure_streams
 from revo_core.logging import get_logger
 from revo_core.service import BUS, SETTINGS, create_service_app, serving_pool
 from revo_integrations.config_store import ConfigStore
+from revo_integrations.consumer_lag import ConsumerLag
 from revo_integrations.outcomes import OutcomeAnnouncer
 from revo_integrations.secret_box import SecretBox
 from revo_integrations.settings import IntegrationsSettings
@@ -34,6 +35,7 @@ def create_app(settings: IntegrationsSettings) -> web.Application:
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_streams_ctx)
     app.cleanup_ctx.append(_outcomes_ctx)
+    app.cleanup_ctx.append(_lag_ctx)
     return app
 
 
@@ -65,3 +67,9 @@ async def _outcomes_ctx(app: web.Application) -> AsyncIterator[None]:
     app[ANNOUNCER] = announcer
     yield
     await announcer.stop()
+
+
+async def _lag_ctx(app: web.Application) -> AsyncIterator[None]:
+    lag = ConsumerLag(app[BUS]).start()
+    yield
+    await lag.stop()
