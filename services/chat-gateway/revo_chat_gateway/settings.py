@@ -28,3 +28,6 @@ class GatewaySettings(ServiceSettings):
     ws_queue_frames: int = 1000
     # How long a streamed or waited-on run may take before the request gives up on it.
     run_timeout_s: float = 600.0
+    # At start, runs of chat sessions this recent with no end stored are followed to their end
+    # (a replica that followed them stopped); older ones are left as they are.
+    adopt_runs_within_s: float = 24 * 3600.0
