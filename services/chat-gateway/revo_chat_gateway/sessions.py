@@ -6,7 +6,8 @@ only; a session opened before owners were kept has none, so only admins see it.
 
 An item's body is its whole `ChatItem` frame as JSON, so a replay sends exactly what the
 live socket got. Numbers are taken in the insert itself; the primary key keeps two
-replicas appending to one session at once from taking the same seq (the second retries).
+replicas appending to one session at once from taking the same seq (the second appends
+again, in turn under the session's lock).
 A run's items are stored once each: an item already there (stored by another replica
 following the same run, or before a restart) is skipped, so a replay of a run never
 doubles one nor leaves a hole in the numbers.
@@ -14,6 +15,7 @@ doubles one nor leaves a hole in the numbers.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,6 +54,7 @@ WITH fresh AS (
 SELECT stored.seq, fresh.n FROM stored, last, fresh
 WHERE fresh.m = stored.seq - last.seq ORDER BY stored.seq
 """
+_SESSION_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended('gateway.session ' || $1, 0))"
 TITLE_CHARS = 80
 
 
@@ -135,21 +138,34 @@ class SessionStore:
         One statement (one round trip): it numbers the items after the session's last seq.
         Two replicas appending to one session at once may pick the same numbers, or store
         the same item of a run they both follow: the unique indexes refuse the second,
-        which numbers again without what is there now."""
-        kinds = [item.kind for item in items]
-        run_ids = [item.run_id for item in items]
-        run_seqs = [run_seq_of(item) for item in items]
-        bodies = [_encode(item).decode() for item in items]
-        for attempt in range(APPEND_ATTEMPTS):
-            try:
-                rows = await self.pool.fetch(
-                    _APPEND_SQL, session_id, kinds, run_ids, run_seqs, bodies
-                )
-                break
-            except asyncpg.UniqueViolationError:
-                if attempt == APPEND_ATTEMPTS - 1:
-                    raise
+        which appends again in turn with the others that collided."""
+        args = (
+            session_id,
+            [item.kind for item in items],
+            [item.run_id for item in items],
+            [run_seq_of(item) for item in items],
+            [_encode(item).decode() for item in items],
+        )
+        try:
+            rows = await self.pool.fetch(_APPEND_SQL, *args)
+        except asyncpg.UniqueViolationError:
+            rows = await self._append_in_turn(args)
         return [msgspec.structs.replace(items[n - 1], seq=seq) for seq, n in rows]
+
+    async def _append_in_turn(self, args: tuple) -> list[asyncpg.Record]:
+        """Append holding the session's lock (until the commit), as every replica does once
+        it collided: the statement's snapshot then has what the others stored. Retrying the
+        one statement alone may lose again and again to a replica storing item after item
+        of a run both follow; now only a first try of another replica can come between."""
+        for _ in range(APPEND_ATTEMPTS - 1):
+            with contextlib.suppress(asyncpg.UniqueViolationError):
+                return await self._append_locked(args)
+        return await self._append_locked(args)
+
+    async def _append_locked(self, args: tuple) -> list[asyncpg.Record]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(_SESSION_LOCK_SQL, args[0])
+            return await conn.fetch(_APPEND_SQL, *args)
 
     async def open_runs(self, within_s: float) -> list[OpenRun]:
         """The runs of every session whose user message was stored in the last `within_s`
