@@ -4,7 +4,8 @@ A socket is only a window on a session. Each message's run is followed by a task
 own (kept by the app's ChatHub, not by the socket): it stores the run's items and pushes
 them, with the run's text tokens, to whichever of the session's sockets are connected to
 this replica now. A client that disconnects loses nothing: the run goes on, and the client
-resumes with `hello {session_id, last_seq}`.
+resumes with `hello {session_id, last_seq}`. Nor does a replica killed mid-run lose the
+run's items: the next replica to start adopts the run (run_adoption.py).
 """
 
 from __future__ import annotations

@@ -177,6 +177,41 @@ async def test_two_gateways_adopting_one_run_store_each_item_once(
     assert_each_item_once(await stored_items(db, session_id), run_id)
 
 
+async def test_an_adopted_run_past_its_deadline_is_cancelled_and_its_end_stored_later(
+    gateway_factory, scripted_nats, scripted_runner, scripted_model, scripted_bus, tenant, db
+):
+    killed = start_gateway(gateway_factory, scripted_nats, "killed")
+    key = await create_api_key(scripted_bus, tenant)
+    gate = asyncio.Event()
+    with scripted_default(scripted_model, Script([Reply(text=ANSWER, gate=gate)])):
+        session_id, run_id, _ = await submit_and_hold(killed, key)
+        killed.kill()
+        # Its message is older than a second: past this gateway's deadline at once.
+        strict = gateway_factory.start(
+            scripted_nats.url, f"gateway-strict-{uuid.uuid4().hex[:6]}",
+            REVO_CHAT_GATEWAY_RUN_TIMEOUT_S="1",
+        )  # fmt: skip
+        try:
+            await until_adopted([strict], run_id)
+            await until_run_ended(scripted_bus, run_id, tenant)  # held by the gate: cancelled
+        finally:
+            await asyncio.to_thread(strict.stop, 10)
+    detail = await get_run(scripted_bus, RunGetRequest(run_id=run_id, tenant=tenant))
+    assert detail.run.status == "cancelled"
+
+    # The cancel ended the follow before the run's last event: the next start stores it.
+    start_gateway(gateway_factory, scripted_nats, "next")
+    end = time.monotonic() + WAIT_S
+    while (events := await stored_events(db, session_id))[-1]["type"] != "cancelled":
+        assert time.monotonic() < end, f"the run's end was not stored: {events}"
+        await asyncio.sleep(0.1)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+
+
+async def stored_events(db, session_id: str) -> list[dict]:
+    return [i["event"] for i in await stored_items(db, session_id) if i["kind"] == "event"]
+
+
 async def until_adopted(replicas, run_id: str) -> None:
     end = time.monotonic() + WAIT_S
     while not all(run_id in adopted_runs(r) for r in replicas):
