@@ -27,6 +27,10 @@ WS_SLOW_CONSUMERS = Counter(
 WS_MESSAGES = Counter(
     "revo_ws_messages_total", "User messages taken over chat WebSockets (each is a run)."
 )
+RUNS_ADOPTED = Counter(
+    "revo_chat_runs_adopted_total",
+    "Chat runs taken up at start, their end not stored by the replica that followed them.",
+)
 AUDIT_EVENTS = Counter(
     "revo_audit_events_kept_total",
     "Audit events taken from the AUDIT stream, by outcome: stored, refused (malformed, "

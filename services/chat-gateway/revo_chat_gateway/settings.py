@@ -33,3 +33,6 @@ class GatewaySettings(ServiceSettings):
     # and how long to wait for the CI_EVENTS stream's ack before answering 503.
     ci_event_max_bytes: int = CI_EVENT_MAX_BYTES
     ci_publish_timeout_s: float = 5.0
+    # At start, runs of chat sessions this recent with no end stored are followed to their end
+    # (a replica that followed them stopped); older ones are left as they are.
+    adopt_runs_within_s: float = 24 * 3600.0
