@@ -19,6 +19,7 @@ import pytest
 from nats.js.errors import NotFoundError
 from runner_testkit import RunRecord, follow, new_submit
 
+from revo_agent_runner.app import SCHEMA_SQL
 from revo_contracts import subjects
 from revo_contracts.inference import Usage
 from revo_contracts.runs import (
@@ -185,6 +186,11 @@ async def test_stale_running_rows_take_the_end_their_event_log_holds(
     bus, _ = reconcile_world
     dsn = reconcile_postgres.dsn
     await ensure_streams(bus.js, (RUN_EVENTS,))
+    conn = await asyncpg.connect(dsn)
+    try:  # the runner's schema, as a runner that was here before made it
+        await conn.execute(SCHEMA_SQL.read_text())
+    finally:
+        await conn.close()
     # Left by runners that are gone, before any runner of this test is up: the runner's
     # pass at start takes them (its next one is an hour away).
     finished = await _left_running(dsn, bus, lambda ids: _answered(ids, "forty-two"))
@@ -198,6 +204,13 @@ async def test_stale_running_rows_take_the_end_their_event_log_holds(
     )
     got_finished = await _ended(bus, finished.run_id)
     got_failed = await _ended(bus, failed.run_id)
+    # Handed back (no owner) with its end in Postgres's log but not in its row, and given
+    # out again: the replica that claims it writes the row from the log.
+    redelivered = await _left_running(
+        dsn, bus, lambda ids: _answered(ids, "from the log"), in_postgres=True, owner=None
+    )
+    await submit_run(bus, redelivered)
+    got_redelivered = await _ended(bus, redelivered.run_id)
     at_start.stop(timeout=10)
 
     assert got_finished.run.status == "finished" and got_finished.run.answer == "forty-two"
@@ -209,6 +222,10 @@ async def test_stale_running_rows_take_the_end_their_event_log_holds(
     assert got_failed.run.status == "failed"
     assert (got_failed.run.error_code, got_failed.run.error_reason) == ("upstream_error", "gone")
     assert event_type(got_failed.events[-1]) == "failed"
+    assert got_redelivered.run.status == "finished"
+    assert got_redelivered.run.answer == "from the log"
+    assert got_redelivered.run.attempts == 2  # claimed (the pass at start was over)
+    assert [event_type(e) for e in got_redelivered.events].count("started") == 1
 
     # Left while a runner is up: its periodic pass takes them.
     periodic = reconcile_runners.start(
@@ -321,7 +338,7 @@ async def _left_running(
     tail: Callable[[dict], list[RunEvent]],
     in_postgres: bool = False,
     lease_s: float = -60,
-    owner: str = "runner-gone",
+    owner: str | None = "runner-gone",
 ) -> RunSubmit:
     """A row `running` whose owner's lease ended `lease_s` ago (or holds for as long),
     with `queued, started` in Postgres and the whole log, `tail` too, in RUN_EVENTS."""
@@ -331,7 +348,7 @@ async def _left_running(
     rest = tail(ids)
     head = [
         RunQueued(**ids, seq=1, agent=submit.agent),
-        RunStarted(**ids, seq=2, runner_id=owner),
+        RunStarted(**ids, seq=2, runner_id=owner or "runner-gone"),
     ]
     for event in head + rest:
         await bus.js_publish(
