@@ -85,9 +85,10 @@ class Reconciler:
         return settled
 
     async def _settle(self, run_id: str, tenant: str) -> bool:
-        events = await self.store.events(run_id)
+        # Up to the first end: a stale attempt may have written past it.
+        events = _to_first_end(await self.store.events(run_id))
         if not RunState.from_events(events).ended:
-            events = await self._stream_log(tenant, run_id)
+            events = _to_first_end(await self._stream_log(tenant, run_id))
         state = RunState.from_events(events)
         if not state.ended:
             return False
@@ -99,7 +100,7 @@ class Reconciler:
 
     async def _stream_log(self, tenant: str, run_id: str) -> list[RunEvent]:
         """The run's events in RUN_EVENTS as a follower sees them: the first of each seq,
-        from 1 in order, up to the first end (all, when there is none)."""
+        from 1 in order, up to the first gap."""
         subject = subjects.runs_events(tenant, run_id)
         by_seq: dict[int, RunEvent] = {}
         stream_seq = 1
@@ -115,9 +116,14 @@ class Reconciler:
                 event = _event_decoder.decode(stored.data)
                 if event.run_id == run_id and event.tenant == tenant:
                     by_seq.setdefault(event.seq, event)
-        events = []
+        events: list[RunEvent] = []
         while len(events) + 1 in by_seq:
             events.append(by_seq[len(events) + 1])
-            if is_terminal(events[-1]):
-                break
         return events
+
+
+def _to_first_end(events: list[RunEvent]) -> list[RunEvent]:
+    for index, event in enumerate(events):
+        if is_terminal(event):
+            return events[: index + 1]
+    return events

@@ -34,6 +34,7 @@ from revo_contracts.runs import (
     RunQueued,
     RunStarted,
     RunSubmit,
+    ToolResult,
 )
 from revo_contracts.streams import RUN_EVENTS, RUNS
 from revo_core.bus import Bus
@@ -231,9 +232,16 @@ async def test_stale_running_rows_take_the_end_their_event_log_holds(
     periodic = reconcile_runners.start(
         reconcile_nats.url, "runner-reconciles-often", REVO_AGENT_RUNNER_RECONCILE_INTERVAL_S="1"
     )
-    # Its end reached Postgres's event log but not the row (an older attempt wrote over it).
+    # Its end reached Postgres's event log but not the row: an older runner's stale attempt
+    # wrote over the row, and a result of its own after the end.
     cancelled = await _left_running(
-        dsn, bus, lambda ids: [RunCancelled(**ids, seq=3, reason="stop")], in_postgres=True
+        dsn,
+        bus,
+        lambda ids: [
+            RunCancelled(**ids, seq=3, reason="stop"),
+            ToolResult(**ids, seq=4, step=1, call_id="late", ok=True, output="after the end"),
+        ],
+        in_postgres=True,
     )
     # No end in its log: left for its redelivery to resume it.
     unended = await _left_running(dsn, bus, lambda ids: [_model_called(ids, seq=3)])
