@@ -21,3 +21,5 @@ class IntegrationsSettings(ServiceSettings):
     secret_keys: str = Field(default="", repr=False)
     # A webhook body larger than this is refused with 413 (GitHub's own limit is 25 MB).
     max_body_bytes: int = 25 * 1024 * 1024
+    # A CI event the trigger took but did not ack (the service died) comes back after this.
+    ci_ack_wait_s: float = 30.0
