@@ -201,9 +201,7 @@ class CiTrigger:
         )
         return bool(found)
 
-    async def _record(
-        self, event: CiEvent, policy: CiPolicy, signature: str, run_id: str
-    ) -> None:
+    async def _record(self, event: CiEvent, policy: CiPolicy, signature: str, run_id: str) -> None:
         await self.pool.execute(
             """INSERT INTO integrations.ci_runs
                    (run_id, tenant, event_id, provider, agent, signature)
