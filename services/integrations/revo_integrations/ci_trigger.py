@@ -161,6 +161,7 @@ class CiTrigger:
             await submit_run(self.bus, ci_run(event, policy, run_id))
         except InvalidRequest as exc:  # the run itself is unacceptable: no retry helps
             log.error("CI run refused", event_id=event.event_id, error=exc.message)
+            await self._release(event, signature)  # the next report of it may start one
             return "refused"
         await self._record(event, policy, signature, run_id)
         log.info(
@@ -174,7 +175,7 @@ class CiTrigger:
 
     async def _claim(self, event: CiEvent, signature: str, run_id: str, window_s: float) -> bool:
         """Take the failure's window for this event; False when another event has it."""
-        key = hashlib.sha256(signature.encode()).hexdigest()
+        key = _signature_key(signature)
         taken = await self.pool.fetchval(
             """INSERT INTO integrations.ci_failures AS f
                    (tenant, signature_key, signature, event_id, run_id)
@@ -195,6 +196,15 @@ class CiTrigger:
         )
         return bool(taken)
 
+    async def _release(self, event: CiEvent, signature: str) -> None:
+        await self.pool.execute(
+            "DELETE FROM integrations.ci_failures "
+            "WHERE tenant = $1 AND signature_key = $2 AND event_id = $3",
+            event.tenant,
+            _signature_key(signature),
+            event.event_id,
+        )
+
     async def _recorded(self, run_id: str) -> bool:
         found = await self.pool.fetchval(
             "SELECT true FROM integrations.ci_runs WHERE run_id = $1", run_id
@@ -213,6 +223,10 @@ class CiTrigger:
             policy.agent,
             signature,
         )
+
+
+def _signature_key(signature: str) -> str:
+    return hashlib.sha256(signature.encode()).hexdigest()
 
 
 def ci_run_id(tenant: str, signature: str, event_id: str) -> str:
