@@ -46,6 +46,9 @@ SERVICE = "integrations"
 # Fields that hold a URL the service will call: http(s) only (no file:, no gopher:).
 _URL_FIELDS = ("api_url", "site", "url", "webhook_url")
 log = get_logger("revo.integrations.config")
+# The micro service `integrations`: a later cleanup context adds its endpoints to it
+# (`await app[ENDPOINTS].add(name, subject, request_type, handler, queue_group)`).
+ENDPOINTS: web.AppKey[Endpoints] = web.AppKey("endpoints", Endpoints)
 
 
 class ConfigApi:
@@ -106,6 +109,7 @@ async def config_endpoints_ctx(app: web.Application) -> AsyncIterator[None]:
 
     api = ConfigApi(app[BUS], app[CONFIGS], PolicyStore(app[POOL]))
     endpoints = await start_config_endpoints(api)
+    app[ENDPOINTS] = endpoints  # the service's other operator endpoints join this one
     yield
     await endpoints.stop(grace=5)
 

@@ -25,7 +25,7 @@ from ci_trigger_testkit import (
 from revo_contracts import subjects
 from revo_contracts.ci import CiEvent, CiLog, CiLogRef
 from revo_contracts.integrations import CiPolicy, PolicyGet
-from revo_contracts.streams import RUN_EVENTS
+from revo_contracts.streams import CI_EVENTS, RUN_EVENTS
 from revo_core import tracing
 from revo_core.testing.metrics import metric_value
 from revo_integrations.ci_trigger import ci_run_id
@@ -39,7 +39,9 @@ async def trigger_bus(integrations, integrations_bus):
     return integrations_bus
 
 
-async def test_a_failing_event_submits_one_run_carrying_the_event_in_its_trace(trigger_bus):
+async def test_a_failing_event_submits_one_run_carrying_the_event_in_its_trace(
+    trigger_bus, otlp_receiver
+):
     tenant = new_tenant()
     await set_policy(trigger_bus, tenant)
     log = CiLog(ref=CiLogRef(name=f"{tenant}/ev.log.gz", size=123_456, stored_size=9_000))
@@ -66,6 +68,17 @@ async def test_a_failing_event_submits_one_run_carrying_the_event_in_its_trace(t
     assert b'"queued"' in queued.data
     [stored] = await stream_messages(trigger_bus, "RUNS", subjects.runs_submit(tenant))
     assert stored.headers["traceparent"].split("-")[1] == trace_id
+    # In the exported spans: publish (here) -> process (the trigger) -> the run's publish.
+    [published] = await stream_messages(
+        trigger_bus, CI_EVENTS.name, subjects.ci_events(tenant, "github")
+    )
+    subject = subjects.ci_events(tenant, "github")
+    process = await asyncio.to_thread(otlp_receiver.wait_for, trace_id, f"{subject} process")
+    assert process.service == "integrations"
+    assert process.parent_span_id == published.headers["traceparent"].split("-")[2]
+    submit_name = f"{subjects.runs_submit(tenant)} publish"
+    submit = await asyncio.to_thread(otlp_receiver.wait_for, trace_id, submit_name)
+    assert (submit.service, submit.parent_span_id) == ("integrations", process.span_id)
 
 
 async def test_the_same_failure_starts_one_run_per_window(trigger_bus):
