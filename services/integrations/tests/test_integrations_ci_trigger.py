@@ -172,6 +172,8 @@ async def test_forged_and_garbage_events_are_refused_and_the_trigger_goes_on(
     # A whole event, on a subject of another shape than ci.events.<tenant>.<provider>.
     odd = msgspec.json.encode(ci_event(victim))
     await publish_raw(trigger_bus, f"ci.events.{victim}.github.extra", odd)
+    # A failure Postgres cannot keep (a NUL in its job's name): refused, not retried for ever.
+    await publish(trigger_bus, ci_event(victim, job="nul\x00job"))
     alive = ci_event(victim, job="after the garbage")
     await wait_settled(trigger_bus, await publish(trigger_bus, alive))
 
@@ -179,4 +181,4 @@ async def test_forged_and_garbage_events_are_refused_and_the_trigger_goes_on(
     assert run.run_id == ci_run_id(victim, alive.failure_signature(), alive.event_id)
     assert await submitted(trigger_bus, forger) == []
     refused = metric_value(integrations, CI_RUNS_METRIC, outcome="refused")
-    assert refused - refused_before == 7
+    assert refused - refused_before == 8
