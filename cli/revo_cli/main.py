@@ -1,5 +1,5 @@
 """`revo`: up, down, status, logs, ask, run, runs, keys, cost, budget, memory, creds, audit,
-publish."""
+publish, integrations, ci-policy."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import typing
 
 from revo_cli.audit import add_audit_parser
 from revo_cli.creds import add_creds_parser
+from revo_cli.integrations import add_integrations_parsers
 from revo_cli.keys import add_keys_parser
 from revo_cli.logs import add_logs_parser
 from revo_cli.memory import add_memory_parser
@@ -51,6 +52,7 @@ def parser() -> argparse.ArgumentParser:
     add_creds_parser(commands)
     add_audit_parser(commands)
     add_publish_parser(commands)
+    add_integrations_parsers(commands)
     return root
 
 
@@ -147,6 +149,14 @@ def main(argv: list[str] | None = None) -> int:
         from revo_cli.audit import audit_command
 
         return audit_command(args, nats_url(args.nats_url))
+    if args.command == "integrations":
+        from revo_cli.integrations import integrations_command
+
+        return integrations_command(args, nats_url(args.nats_url))
+    if args.command == "ci-policy":
+        from revo_cli.integrations import ci_policy_command
+
+        return ci_policy_command(args, nats_url(args.nats_url))
     if args.command == "creds":
         from revo_cli.creds import creds_command
 

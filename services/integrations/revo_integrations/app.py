@@ -15,6 +15,8 @@ from revo_core.db import apply_schema, connect_pool
 from revo_core.jetstream import ensure_streams
 from revo_core.logging import get_logger
 from revo_core.service import BUS, SETTINGS, create_service_app, serving_pool
+from revo_integrations.ci_trigger import ci_trigger_ctx
+from revo_integrations.config_api import config_endpoints_ctx
 from revo_integrations.config_store import ConfigStore
 from revo_integrations.consumer_lag import ConsumerLag
 from revo_integrations.outcomes import OutcomeAnnouncer
@@ -34,7 +36,9 @@ def create_app(settings: IntegrationsSettings) -> web.Application:
     app = create_service_app(SERVICE, settings)
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_streams_ctx)
-    app.cleanup_ctx.append(_outcomes_ctx)
+    app.cleanup_ctx.append(_outcomes_ctx)  # before the trigger: it hands its runs over
+    app.cleanup_ctx.append(config_endpoints_ctx)
+    app.cleanup_ctx.append(ci_trigger_ctx)
     app.cleanup_ctx.append(_lag_ctx)
     return app
 

@@ -27,7 +27,9 @@ NOTIFICATIONS = Counter(
 )
 CI_RUNS = Counter(
     "revo_integrations_ci_runs_total",
-    "CI events, by what the tenant's CI policy made of them: submitted, deduplicated "
-    "(the same failure in the window), not_failed, filtered (repository or branch), disabled.",
+    "CI events, by what the CI trigger made of them: submitted (a run), deduplicated (the "
+    "same failure in the window, or a redelivery of a submitted one), not_failed, filtered "
+    "(repository or branch), disabled (by the tenant's policy), refused (malformed, or a "
+    "tenant other than its subject's), retried (Postgres or NATS unavailable: redelivered).",
     ["outcome"],
 )

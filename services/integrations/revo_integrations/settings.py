@@ -24,3 +24,5 @@ class IntegrationsSettings(ServiceSettings):
     max_body_bytes: int = 25 * 1024 * 1024
     # How often the runs the CI trigger started are checked for their end, to announce it.
     announce_every_s: float = 1.0
+    # A CI event the trigger took but did not ack (the service died) comes back after this.
+    ci_ack_wait_s: float = 30.0
