@@ -15,6 +15,7 @@ from revo_core.db import apply_schema, connect_pool
 from revo_core.jetstream import ensure_streams
 from revo_core.logging import get_logger
 from revo_core.service import BUS, SETTINGS, create_service_app, serving_pool
+from revo_integrations import webhooks
 from revo_integrations.config_store import ConfigStore
 from revo_integrations.secret_box import SecretBox
 from revo_integrations.settings import IntegrationsSettings
@@ -31,6 +32,7 @@ def create_app(settings: IntegrationsSettings) -> web.Application:
     app = create_service_app(SERVICE, settings)
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_streams_ctx)
+    webhooks.install(app)
     return app
 
 
