@@ -33,6 +33,7 @@ from revo_core.logging import get_logger
 from revo_core.tracing import extract
 from revo_integrations.config_store import ConfigStore
 from revo_integrations.log_fetch import FetchedLog, LogFetcher, LogFetchError
+from revo_integrations.metrics import HOOK_DELIVERIES
 from revo_integrations.settings import IntegrationsSettings
 
 log = get_logger("revo.integrations.deliveries")
@@ -278,7 +279,10 @@ class DeliveryWorker:
         while True:
             try:
                 for key, work in await self.store.claim_lapsed(self.settings.hooks_lease_s):
+                    if key in self.running:
+                        continue
                     log.info("completing a pending delivery", provider=key[0], tenant=key[1])
+                    HOOK_DELIVERIES.labels(key[0], "taken_over").inc()
                     self.start(key, work)
                 if sweeps % 720 == 0:
                     await self.store.prune(self.settings.hooks_keep_days)
@@ -311,6 +315,7 @@ class DeliveryWorker:
                     event.log, error = await self._logs(key, event, work.logs)
                 await self._publish_until_acked(key, event)
                 await self.store.published(key, error)
+                HOOK_DELIVERIES.labels(key[0], "without_log" if error else "published").inc()
             except asyncio.CancelledError:
                 raise
             except Exception:

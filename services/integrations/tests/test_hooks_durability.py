@@ -21,6 +21,7 @@ from hooks_testkit import (
 from revo_contracts.integrations import GithubIntegration
 from revo_core.ci_logs import read_log
 from revo_core.testing.fixtures import INTEGRATIONS_SECRET_KEY
+from revo_core.testing.metrics import metric_value
 from revo_integrations.config_store import ConfigStore
 from revo_integrations.secret_box import SecretBox
 
@@ -47,11 +48,11 @@ async def test_kill_9_while_github_is_slow_with_the_log_then_restart_publishes_o
     integration = GithubIntegration(
         webhook_secret=WEBHOOK_SECRET, token=GITHUB_TOKEN, api_url=fake.url
     )
+    first = integrations_factory.start(integrations_nats.url, "hooks-kill-1", **SHORT_LEASE)
     await ConfigStore(pg, SecretBox(INTEGRATIONS_SECRET_KEY)).put(tenant, integration)
     fake.logs["777"] = b"step 1\nstep 2\nFAILED: the log that was slow to come\n"
     fake.held["777"] = asyncio.Event()
     try:
-        first = integrations_factory.start(integrations_nats.url, "hooks-kill-1", **SHORT_LEASE)
         started = time.monotonic()
         status, answer = await github_hook(first, tenant, "workflow_job", workflow_job(777, 42))
         # Answered at once, though GitHub has not sent the log yet.
@@ -65,7 +66,7 @@ async def test_kill_9_while_github_is_slow_with_the_log_then_restart_publishes_o
         )
         assert row["state"] == "pending"
 
-        integrations_factory.start(integrations_nats.url, "hooks-kill-2", **SHORT_LEASE)
+        second = integrations_factory.start(integrations_nats.url, "hooks-kill-2", **SHORT_LEASE)
         # The lease lapses, the restarted service takes the delivery over and asks again.
         await wait_until(lambda: fake.calls.count("/blob/777") >= 2)
         fake.held["777"].set()
@@ -79,6 +80,15 @@ async def test_kill_9_while_github_is_slow_with_the_log_then_restart_publishes_o
             "SELECT state, attempts FROM integrations.hook_deliveries WHERE tenant = $1", tenant
         )
         assert row["state"] == "published" and row["attempts"] >= 2
+        # Any live replica may take a lapsed lease over (other tests' services run too).
+        live = [p for p in integrations_factory.processes if p.process.poll() is None]
+        assert second in live and first not in live
+
+        def completed(outcome: str) -> float:
+            name = "revo_integrations_hook_deliveries_total"
+            return sum(metric_value(p, name, provider="github", outcome=outcome) for p in live)
+
+        assert completed("taken_over") >= 1 and completed("published") >= 1
     finally:
         fake.held["777"].set()
         await runner.cleanup()

@@ -135,6 +135,24 @@ async def test_a_redelivered_delivery_is_accepted_once(hooks_service, tenant, in
     assert await events_on(integrations_bus.js, tenant, "github") == 1
 
 
+async def test_the_same_delivery_sent_many_times_at_once_is_accepted_once(
+    hooks_service, tenant, integrations_bus
+):
+    """Concurrent copies land in one batch of the group commit: the first one wins."""
+    delivery = str(uuid.uuid4())
+    answers = await asyncio.gather(
+        *(
+            github_hook(hooks_service, tenant, "check_run", check_run(7002), delivery)
+            for _ in range(6)
+        )
+    )
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [200, 200, 200, 200, 200, 202], answers
+    await wait_for_event(integrations_bus.js, tenant, "github")
+    await asyncio.sleep(0.5)
+    assert await events_on(integrations_bus.js, tenant, "github") == 1
+
+
 async def test_ping_is_answered_and_other_events_and_actions_are_204_and_counted(
     hooks_service, tenant, integrations_bus
 ):
