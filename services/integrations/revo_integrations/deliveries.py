@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 from typing import Literal
 
+import aiohttp
 import asyncpg
 import msgspec
 from nats.errors import Error as NatsError
@@ -41,6 +42,8 @@ _tracer = trace.get_tracer("revo.integrations.deliveries")
 PUBLISH_TIMEOUT_S = 5.0
 # Rows claimed by one sweep at most; the next sweep takes the rest.
 _SWEEP_BATCH = 50
+# Logs fetched at once by one replica: each may hold up to MAX_LOG_BYTES (25 MB) in memory.
+_CONCURRENT_FETCHES = 8
 
 
 class LogSource(msgspec.Struct, kw_only=True, frozen=True):
@@ -109,6 +112,19 @@ class DeliveryStore:
                FROM unnest($1::text[], $2::text[], $3::text[]) AS done(provider, tenant, id)
                WHERE d.provider = done.provider AND d.tenant = done.tenant
                  AND d.delivery_id = done.id""",
+            providers,
+            tenants,
+            ids,
+        )
+
+    async def release(self, keys: list[DeliveryKey]) -> None:
+        """Give up the leases of pending rows this replica stops working on."""
+        providers, tenants, ids = (list(column) for column in zip(*keys, strict=True))
+        await self.pool.execute(
+            """UPDATE integrations.hook_deliveries AS d SET lease_until = now()
+               FROM unnest($1::text[], $2::text[], $3::text[]) AS gone(provider, tenant, id)
+               WHERE d.provider = gone.provider AND d.tenant = gone.tenant
+                 AND d.delivery_id = gone.id AND d.state = 'pending'""",
             providers,
             tenants,
             ids,
@@ -258,6 +274,7 @@ class DeliveryWorker:
         self.settings = settings
         self.running: dict[DeliveryKey, asyncio.Task[None]] = {}
         self.marks = PublishedMarks(store)
+        self.fetching = asyncio.Semaphore(_CONCURRENT_FETCHES)
 
     async def publish_now(self, key: DeliveryKey, event: CiEvent) -> None:
         """The fast path of an event without a log to fetch: published and acked; marked
@@ -292,14 +309,18 @@ class DeliveryWorker:
             await asyncio.sleep(self.settings.hooks_sweep_s)
 
     async def close(self) -> None:
-        """Stop working; what is pending stays in Postgres for the next holder."""
-        tasks = list(self.running.values())
+        """Stop working; what is pending stays in Postgres, its lease given up so that the
+        next replica (or this one restarted) takes it at its first sweep."""
+        keys, tasks = list(self.running), list(self.running.values())
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.marks.close()
+        if keys:
+            with contextlib.suppress(*DATABASE_AWAY):
+                await self.store.release(keys)
 
     async def _complete(self, key: DeliveryKey, work: PendingDelivery) -> None:
         event = work.event
@@ -312,7 +333,8 @@ class DeliveryWorker:
             try:
                 error = ""
                 if work.logs and event.log is None:
-                    event.log, error = await self._logs(key, event, work.logs)
+                    async with self.fetching:
+                        event.log, error = await self._logs(key, event, work.logs)
                 await self._publish_until_acked(key, event)
                 await self.store.published(key, error)
                 HOOK_DELIVERIES.labels(key[0], "without_log" if error else "published").inc()
@@ -370,7 +392,7 @@ class DeliveryWorker:
                 (job.name, await self.fetcher.github_job_log(api, token, source.repo, str(job.id)))
                 for job in jobs
             ]
-        except (TimeoutError, OSError, msgspec.DecodeError) as exc:
+        except (aiohttp.ClientError, TimeoutError, OSError, msgspec.DecodeError) as exc:
             # A read cut short, a stalled body, an answer that is not the API's JSON.
             raise LogFetchError(f"{source.kind} {source.id}: {type(exc).__name__} {exc}") from exc
 

@@ -92,3 +92,33 @@ async def test_kill_9_while_github_is_slow_with_the_log_then_restart_publishes_o
     finally:
         fake.held["777"].set()
         await runner.cleanup()
+
+
+async def test_a_graceful_stop_mid_fetch_hands_the_delivery_over_without_waiting_out_the_lease(
+    integrations_nats, integrations_factory, integrations_bus, pg
+):
+    fake = FakeGithub()
+    runner, fake.url = await serve(fake.app())
+    tenant = f"gh-stop-{uuid.uuid4().hex[:8]}"
+    long_lease = {**SHORT_LEASE, "REVO_INTEGRATIONS_HOOKS_LEASE_S": "600"}
+    first = integrations_factory.start(integrations_nats.url, "hooks-stop-1", **long_lease)
+    integration = GithubIntegration(
+        webhook_secret=WEBHOOK_SECRET, token=GITHUB_TOKEN, api_url=fake.url
+    )
+    await ConfigStore(pg, SecretBox(INTEGRATIONS_SECRET_KEY)).put(tenant, integration)
+    fake.logs["888"] = b"FAILED after a graceful stop\n"
+    fake.held["888"] = asyncio.Event()
+    try:
+        status, _ = await github_hook(first, tenant, "workflow_job", workflow_job(888, 43))
+        assert status == 202
+        await wait_until(lambda: "/blob/888" in fake.calls)
+        assert first.stop(timeout=10) is not None  # SIGTERM: drains, gives the lease up
+        fake.held["888"].set()
+
+        integrations_factory.start(integrations_nats.url, "hooks-stop-2", **long_lease)
+        event, _ = await wait_for_event(integrations_bus.js, tenant, "github", timeout=15)
+        assert "graceful stop" in await read_log(integrations_bus.js, tenant, event.log)
+        assert await events_on(integrations_bus.js, tenant, "github") == 1
+    finally:
+        fake.held["888"].set()
+        await runner.cleanup()
