@@ -170,7 +170,7 @@ def decode_payload(body: bytes, decoder: msgspec.json.Decoder[T]) -> T:
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
-        raise invalid(f"payload: {exc}", field_of(exc)) from None
+        raise invalid(f"payload: {exc}", field_of(exc) or "body") from None
     except msgspec.DecodeError as exc:
         raise invalid(f"body is not JSON: {exc}", "body") from None
 

@@ -215,6 +215,7 @@ async def test_malformed_payloads_are_400_naming_the_field(hooks_service, tenant
         (b'{"action": "completed", "workflow_run": ', "body"),
         (json.dumps(no_sha).encode(), "workflow_run.head_sha"),
         (b'{"action": "completed", "x": "\xff"}', "body"),  # not UTF-8
+        (b'["completed"]', "body"),  # JSON, but not an object
     ]
     for body, field in cases:
         status, answer = await send(body)
