@@ -289,3 +289,19 @@ async def test_the_webhook_trace_goes_on_into_the_event_and_the_log_fetch(
     server, fetch, publish = await asyncio.to_thread(spans)
     assert server.service == fetch.service == publish.service == "integrations"
     assert fetch.attributes["http.response.status_code"] == 302
+
+
+async def test_an_event_published_before_the_answer_carries_the_webhook_trace_too(
+    hooks_service, tenant, integrations_bus, otlp_receiver
+):
+    with trace.get_tracer("test").start_as_current_span("check delivery") as span:
+        trace_id = format(span.get_span_context().trace_id, "032x")
+        traced = inject()
+    status, _ = await github_hook(hooks_service, tenant, "check_run", check_run(7003), extra=traced)
+    assert status == 202
+    _, headers = await wait_for_event(integrations_bus.js, tenant, "github")
+    server = await asyncio.to_thread(
+        otlp_receiver.wait_for, trace_id, "POST /hooks/github/{tenant}"
+    )
+    # The consumers' parent is the webhook's own server span.
+    assert headers["traceparent"].split("-")[1:3] == [trace_id, server.span_id]
