@@ -15,6 +15,7 @@ from revo_core.db import apply_schema, connect_pool
 from revo_core.jetstream import ensure_streams
 from revo_core.logging import get_logger
 from revo_core.service import BUS, SETTINGS, create_service_app, serving_pool
+from revo_integrations import webhooks
 from revo_integrations.ci_trigger import ci_trigger_ctx
 from revo_integrations.config_api import config_endpoints_ctx
 from revo_integrations.config_store import ConfigStore
@@ -40,6 +41,7 @@ def create_app(settings: IntegrationsSettings) -> web.Application:
     app.cleanup_ctx.append(config_endpoints_ctx)
     app.cleanup_ctx.append(ci_trigger_ctx)
     app.cleanup_ctx.append(_lag_ctx)
+    webhooks.install(app)
     return app
 
 

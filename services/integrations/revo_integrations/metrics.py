@@ -33,3 +33,11 @@ CI_RUNS = Counter(
     "tenant other than its subject's), retried (Postgres or NATS unavailable: redelivered).",
     ["outcome"],
 )
+HOOK_DELIVERIES = Counter(
+    "revo_integrations_hook_deliveries_total",
+    "Accepted webhook deliveries completed after the answer (a log to fetch, or a publish "
+    "that was not acked at once), by outcome: published (with its log), without_log (the "
+    "provider's API did not give it after retries), taken_over (a lapsed lease, e.g. of a "
+    "replica that died, completed by this one).",
+    ["provider", "outcome"],
+)

@@ -26,3 +26,19 @@ class IntegrationsSettings(ServiceSettings):
     announce_every_s: float = 1.0
     # A CI event the trigger took but did not ack (the service died) comes back after this.
     ci_ack_wait_s: float = 30.0
+
+    # Provider webhooks (webhooks.py, deliveries.py). A tenant's integration is read from
+    # Postgres at most this often per replica (a changed secret applies within it).
+    hooks_config_cache_s: float = 5.0
+    # An accepted delivery whose log is still being fetched is held by one replica for this
+    # long (renewed while it works); once it lapses (the replica died) another replica, or
+    # this one restarted, completes it. Checked every `hooks_sweep_s`.
+    hooks_lease_s: float = 60.0
+    hooks_sweep_s: float = 5.0
+    # Delivery ids are kept this long to refuse redeliveries (GitHub redelivers for days).
+    hooks_keep_days: float = 30.0
+    # One request to a provider's API (a job list, a log) may take this long; a log fetch is
+    # tried this many times (exponential backoff) before the event goes out without its log.
+    log_fetch_timeout_s: float = 60.0
+    log_fetch_attempts: int = 5
+    log_fetch_backoff_s: float = 1.0
