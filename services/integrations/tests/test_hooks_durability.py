@@ -32,6 +32,13 @@ SHORT_LEASE = {
 }
 
 
+def stop_own(factory, prefix: str) -> None:
+    """Stop this test's services: no replica is left on the shared NATS for later tests."""
+    for process in factory.processes:
+        if process.log_file.stem.startswith(prefix):
+            process.stop(timeout=10)
+
+
 async def wait_until(check, timeout: float = 15.0) -> None:
     end = time.monotonic() + timeout
     while not check():
@@ -92,6 +99,7 @@ async def test_kill_9_while_github_is_slow_with_the_log_then_restart_publishes_o
     finally:
         fake.held["777"].set()
         await runner.cleanup()
+        stop_own(integrations_factory, "hooks-kill-")
 
 
 async def test_a_graceful_stop_mid_fetch_hands_the_delivery_over_without_waiting_out_the_lease(
@@ -122,3 +130,4 @@ async def test_a_graceful_stop_mid_fetch_hands_the_delivery_over_without_waiting
     finally:
         fake.held["888"].set()
         await runner.cleanup()
+        stop_own(integrations_factory, "hooks-stop-")

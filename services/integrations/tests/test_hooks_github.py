@@ -42,13 +42,15 @@ MAX_BODY = 1024 * 1024
 def hooks_service(integrations_nats, integrations_factory):
     """A service of these tests' own: a small body limit, and no config cache (each test
     configures its tenant just before its first webhook)."""
-    return integrations_factory.start(
+    service = integrations_factory.start(
         integrations_nats.url,
         "integrations-github-hooks",
         REVO_INTEGRATIONS_MAX_BODY_BYTES=str(MAX_BODY),
         REVO_INTEGRATIONS_HOOKS_CONFIG_CACHE_S="0",
         REVO_INTEGRATIONS_LOG_FETCH_BACKOFF_S="0.1",
     )
+    yield service
+    service.stop()  # no replica left behind on the shared NATS for later modules
 
 
 @pytest.fixture(scope="module")

@@ -30,12 +30,14 @@ HOOK_TOKEN = "gitlab-webhook-secret-token"
 
 @pytest.fixture(scope="module")
 def gitlab_service(integrations_nats, integrations_factory):
-    return integrations_factory.start(
+    service = integrations_factory.start(
         integrations_nats.url,
         "integrations-gitlab-hooks",
         REVO_INTEGRATIONS_HOOKS_CONFIG_CACHE_S="0",
         REVO_INTEGRATIONS_LOG_FETCH_BACKOFF_S="0.1",
     )
+    yield service
+    service.stop()  # no replica left behind on the shared NATS for later modules
 
 
 @pytest.fixture(scope="module")
