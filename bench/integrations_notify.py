@@ -47,9 +47,6 @@ import msgspec
 import psutil
 from aiohttp import web
 from machine import machine_line
-from revo_integrations.app import SCHEMA_FILES
-from revo_integrations.config_store import ConfigStore
-from revo_integrations.secret_box import SecretBox
 
 from revo_contracts import subjects
 from revo_contracts.integrations import Done, WebhookIntegration
@@ -67,6 +64,9 @@ from revo_core.embedded.service_process import ServiceProcess
 from revo_core.logging import configure_logging
 from revo_core.testing.fixtures import INTEGRATIONS_SECRET_KEY, integrations_env
 from revo_core.testing.metrics import metric_value
+from revo_integrations.app import SCHEMA_FILES
+from revo_integrations.config_store import ConfigStore
+from revo_integrations.secret_box import SecretBox
 
 TARGET_PER_S = 1_000
 RETRIES = "revo_integrations_notify_retries_total"

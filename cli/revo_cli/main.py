@@ -1,5 +1,5 @@
 """`revo`: up, down, status, logs, ask, run, runs, keys, cost, budget, memory, creds, audit,
-notify, integrations."""
+publish, integrations, ci-policy, notify."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ import typing
 
 from revo_cli.audit import add_audit_parser
 from revo_cli.creds import add_creds_parser
+from revo_cli.integrations import add_integrations_parsers
 from revo_cli.keys import add_keys_parser
 from revo_cli.logs import add_logs_parser
 from revo_cli.memory import add_memory_parser
-from revo_cli.notify import add_integrations_parser, add_notify_parser
+from revo_cli.notify import add_notify_parser
+from revo_cli.publish import add_publish_parser
 from revo_cli.state import nats_url
 from revo_contracts.runs import RunStatus
 from revo_core.logging import configure_logging
@@ -50,8 +52,9 @@ def parser() -> argparse.ArgumentParser:
     add_memory_parser(commands)
     add_creds_parser(commands)
     add_audit_parser(commands)
+    add_publish_parser(commands)
+    add_integrations_parsers(commands)
     add_notify_parser(commands)
-    add_integrations_parser(commands)
     return root
 
 
@@ -156,10 +159,22 @@ def main(argv: list[str] | None = None) -> int:
         from revo_cli.notify import integrations_test_command
 
         return integrations_test_command(args, nats_url(args.nats_url))
+    if args.command == "integrations":
+        from revo_cli.integrations import integrations_command
+
+        return integrations_command(args, nats_url(args.nats_url))
+    if args.command == "ci-policy":
+        from revo_cli.integrations import ci_policy_command
+
+        return ci_policy_command(args, nats_url(args.nats_url))
     if args.command == "creds":
         from revo_cli.creds import creds_command
 
         return creds_command(args)
+    if args.command == "publish":
+        from revo_cli.publish import publish_command
+
+        return publish_command(args)
     if args.command == "memory":
         from revo_cli.memory import memory_command
 

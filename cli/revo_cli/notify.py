@@ -70,13 +70,6 @@ def add_integrations_test_parser(actions: argparse._SubParsersAction) -> None:
     test.add_argument("--tenant", required=True)
 
 
-def add_integrations_parser(commands: argparse._SubParsersAction) -> argparse._SubParsersAction:
-    integrations = commands.add_parser("integrations", help="tenants' GitHub, Slack, Jira...")
-    actions = integrations.add_subparsers(dest="integrations_command", required=True)
-    add_integrations_test_parser(actions)
-    return actions
-
-
 def notify_command(args: argparse.Namespace, nats_url: str) -> int:
     try:
         command = _command(args)

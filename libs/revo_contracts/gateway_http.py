@@ -12,7 +12,17 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from revo_contracts.ci import (
+    CiLogRef,
+    CiRepository,
+    CiStatus,
+    EventId,
+    Provider,
+    ShortText,
+    Url,
+)
 from revo_contracts.gateway import Role
+from revo_contracts.inference import TenantId
 
 # -- errors -------------------------------------------------------------------------------
 
@@ -209,3 +219,57 @@ class SessionInfo(msgspec.Struct, kw_only=True):
 class SessionList(msgspec.Struct, kw_only=True):
     object: Literal["list"] = "list"
     data: list[SessionInfo]
+
+
+# -- CI events (POST /v1/ci/events) -------------------------------------------------------
+
+# The largest body accepted, after gzip: GitHub's own webhook limit. `revo publish` cuts a
+# longer log (head and tail kept) to fit.
+CI_EVENT_MAX_BYTES = 25 * 1024 * 1024
+
+
+class CiEventBody(msgspec.Struct, kw_only=True):
+    """A CI outcome from any CI (Jenkins, Buildkite, a shell step): the CiEvent contract's
+    fields, with the log as plain text. The gateway stores the log (inline in the event, or
+    in CI_LOGS) and publishes the event to `ci.events.<tenant>.<provider>`."""
+
+    status: CiStatus
+    provider: Provider = "generic"
+    # Absent: derived from provider, repository, workflow id, job id and attempt when one
+    # of the ids is given (so a retried publish of the same job is stored once), else new.
+    event_id: EventId | None = None
+    # The key's tenant always; a different one is refused (403), never published.
+    tenant: TenantId | None = None
+    repository: CiRepository = msgspec.field(default_factory=CiRepository)
+    commit_sha: Annotated[str, Meta(max_length=64)] = ""
+    ref: ShortText = ""
+    branch: ShortText = ""
+    pr_number: Annotated[int, Meta(ge=1)] | None = None
+    workflow: ShortText = ""
+    workflow_id: ShortText = ""
+    job: ShortText = ""
+    job_id: ShortText = ""
+    run_attempt: Annotated[int, Meta(ge=1)] = 1
+    started_at: float | None = None
+    finished_at: float | None = None
+    url: Url = ""
+    job_url: Url = ""
+    # The job's log as text (a gzip body carries a large one cheaply); cut to 25 MB, head
+    # and tail kept, when longer.
+    log: str | None = None
+
+
+class CiLogStored(msgspec.Struct, kw_only=True):
+    """Where the gateway put the log: inside the event, or the CI_LOGS object `ref`."""
+
+    inline: bool
+    ref: CiLogRef | None = None
+    truncated: bool = False
+
+
+class CiEventAccepted(msgspec.Struct, kw_only=True):
+    event_id: str
+    subject: str
+    # The stream already held this event (a retry): it was not stored a second time.
+    duplicate: bool = False
+    log: CiLogStored | None = None

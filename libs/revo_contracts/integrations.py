@@ -136,3 +136,6 @@ class Done(msgspec.Struct, kw_only=True):
 
     done: bool = True
     count: int = 1
+    # A secret the service made for the change (the Standard Webhooks secret of a webhook
+    # integration put without one): answered this once, for the receiver's verifier.
+    secret: Secret = ""

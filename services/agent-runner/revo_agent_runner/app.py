@@ -13,6 +13,7 @@ from revo_agent_runner.agents import load_agents
 from revo_agent_runner.api import RunsApi
 from revo_agent_runner.control import Controls
 from revo_agent_runner.event_writer import EventWriter
+from revo_agent_runner.reconcile import Reconciler
 from revo_agent_runner.runner import Runner
 from revo_agent_runner.settings import AgentRunnerSettings
 from revo_agent_runner.store import RunStore
@@ -66,6 +67,10 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
     await endpoints.add("agents", subjects.RUNS_AGENTS, AgentListRequest, api.agents, group)
     await controls.start()
     await runner.start()
+    reconciler = Reconciler(
+        bus, store, writer, settings.reconcile_interval_s, running_here=runner.active
+    )
+    reconciler.start()
     log.info(
         "taking runs",
         agents=sorted(agents),
@@ -73,6 +78,7 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
         runner_id=settings.runner_id,
     )
     yield
+    await reconciler.stop()
     await runner.stop(grace=settings.drain_grace_s)
     with contextlib.suppress(Exception):
         await controls.stop()

@@ -52,6 +52,12 @@ class EventLogFailed(Exception):
     is retried from what was written."""
 
 
+class RunEndedElsewhere(Exception):
+    """The run's row had ended when this attempt wrote to it: another attempt ended it (or
+    a replica brought the row to its log's end), and this attempt must stop, publishing
+    nothing more."""
+
+
 class RunLog:
     def __init__(
         self,
@@ -100,6 +106,16 @@ class RunLog:
         return log
 
     @property
+    def ended_elsewhere(self) -> bool:
+        return isinstance(self._error, RunEndedElsewhere)
+
+    async def write_summary(self) -> None:
+        """Write the row's summary again from the log as loaded (its last event, already in
+        Postgres, is ignored): for a row that does not say what its log does."""
+        if self.events:
+            await self.writer.write(self.events[-1:], self.state.progress())
+
+    @property
     def seq(self) -> int:
         return self.events[-1].seq if self.events else 0
 
@@ -145,7 +161,7 @@ class RunLog:
     def _append(self, event: RunEvent, publish: bool) -> None:
         self.state.apply(event)
         self.events.append(event)
-        self._queue.append(_Pending(event, publish, self._progress(), time.perf_counter()))
+        self._queue.append(_Pending(event, publish, self.state.progress(), time.perf_counter()))
         self._idle.clear()
         self._wake.set()
         if self._pipeline is None:
@@ -160,7 +176,8 @@ class RunLog:
                 try:
                     await self._write(batch)
                 except Exception as exc:
-                    log.error("writing run events failed", run_id=self.run_id, error=str(exc))
+                    if not isinstance(exc, RunEndedElsewhere):
+                        log.error("writing run events failed", run_id=self.run_id, error=str(exc))
                     self._error = exc
                     self._queue.clear()
                     self._idle.set()
@@ -168,7 +185,8 @@ class RunLog:
             self._idle.set()
 
     async def _write(self, batch: list[_Pending]) -> None:
-        await self.writer.write([p.event for p in batch], batch[-1].progress)
+        if not await self.writer.write([p.event for p in batch], batch[-1].progress):
+            raise RunEndedElsewhere(f"run {self.run_id} had ended when this attempt wrote to it")
         for pending in batch:
             if pending.publish:
                 ack = await self.bus.js_publish_nowait(
@@ -190,19 +208,6 @@ class RunLog:
         except NotFoundError:
             return 0
         return _event_decoder.decode(msg.data).seq
-
-    def _progress(self) -> Progress:
-        """The run's summary columns as of the last event."""
-        state = self.state
-        return Progress(
-            status=state.status,
-            steps=state.steps,
-            total_tokens=state.total_tokens,
-            answer=state.answer,
-            error_code=state.error_code,
-            error_reason=state.error_reason,
-            ended_at=state.ended_at,
-        )
 
 
 def _queued(submit: RunSubmit) -> RunQueued:

@@ -40,9 +40,11 @@ class ActiveRun:
     live_answers: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
 
     def cancel(self, reason: str) -> None:
-        if self.cancel_reason is None and self.task is not None:
+        """Stop the run as cancelled; one still being claimed stops as it starts."""
+        if self.cancel_reason is None:
             self.cancel_reason = reason or "cancelled"
-            self.task.cancel()
+            if self.task is not None:
+                self.task.cancel()
 
 
 class RunExecutor:
@@ -70,6 +72,10 @@ class RunExecutor:
         run.log = run_log
         if not run_log.state.ended:
             await self._attempt(run, claim, run_log)
+        else:
+            # Claimed though its log has ended: its row did not say so (a stale attempt of
+            # an older runner wrote over it). It takes the log's end now.
+            await run_log.write_summary()
         await run_log.confirm_published()
         await run_log.close()
         metrics.RUNS_ENDED.labels(submit.agent, run_log.state.status).inc()

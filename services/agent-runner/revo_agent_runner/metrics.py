@@ -21,8 +21,14 @@ RUN_SECONDS = Histogram(
 ACTIVE_RUNS = Gauge("revo_runs_active", "Runs being executed by this replica now.")
 REJECTED = Counter(
     "revo_runs_rejected_total",
-    "Deliveries not executed, by reason (malformed, other_tenant, held_elsewhere, ended).",
+    "Deliveries not executed, by reason (malformed, other_tenant, held_elsewhere, ended, "
+    "running_here).",
     ["reason"],
+)
+RUNS_RECONCILED = Counter(
+    "revo_runs_reconciled_total",
+    "Rows left running with a stale claim brought to the end their event log holds, by status.",
+    ["status"],
 )
 TOOL_CALLS = Counter(
     "revo_tool_calls_total", "Tool calls, by tool and outcome (ok, error).", ["tool", "outcome"]

@@ -10,6 +10,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 
+from revo_agent_runner.store import Progress
 from revo_contracts.inference import ChatMessage, FunctionCall, ToolCall
 from revo_contracts.runs import (
     AssistantMessage,
@@ -66,6 +67,18 @@ class RunState:
     @property
     def ended(self) -> bool:
         return self.status in ("finished", "failed", "cancelled")
+
+    def progress(self) -> Progress:
+        """The run's summary columns as of the last event applied."""
+        return Progress(
+            status=self.status,
+            steps=self.steps,
+            total_tokens=self.total_tokens,
+            answer=self.answer,
+            error_code=self.error_code,
+            error_reason=self.error_reason,
+            ended_at=self.ended_at,
+        )
 
     def apply(self, event: RunEvent) -> None:
         handler = _HANDLERS.get(type(event))

@@ -212,17 +212,31 @@ class Runner:
         await msg.ack()
 
     async def _execute(self, submit: RunSubmit, msg: Msg) -> None:
-        claim = await self.claims.claim(submit)
-        if not isinstance(claim, Claim):
-            await self._refused(submit, msg, claim)
+        held = self.active.get(submit.run_id)
+        if held is not None:
+            await self._given_out_again(held, msg)
             return
+        # Held here from before its claim, so a redelivery meanwhile finds it (above): the
+        # claim lets a run's own owner take it again, and a second attempt would run beside
+        # this one.
         run = ActiveRun(submit=submit, msg=msg)
         run.cancel_reason = self.pending_cancels.take(submit.run_id)
         self.active[submit.run_id] = run
+        try:
+            claim = await self.claims.claim(submit)
+            if not isinstance(claim, Claim):
+                await self._refused(submit, run.msg, claim)
+                return
+            await self._run(run, claim)
+        finally:
+            del self.active[submit.run_id]
+
+    async def _run(self, run: ActiveRun, claim: Claim) -> None:
+        submit = run.submit
         metrics.ACTIVE_RUNS.inc()
         started = time.perf_counter()
         try:
-            with process_span(subjects.runs_submit(submit.tenant), msg.headers):
+            with process_span(subjects.runs_submit(submit.tenant), run.msg.headers):
                 run.task = asyncio.create_task(self.executor.execute(run, claim))
                 heartbeat = asyncio.create_task(self._heartbeat(run))
                 try:
@@ -231,9 +245,17 @@ class Runner:
                     heartbeat.cancel()
                 await self._settle(run)
         finally:
-            del self.active[submit.run_id]
             metrics.ACTIVE_RUNS.dec()
             metrics.RUN_SECONDS.labels(submit.agent).observe(time.perf_counter() - started)
+
+    async def _given_out_again(self, run: ActiveRun, msg: Msg) -> None:
+        """JetStream gave out a run this replica is executing (its heartbeats did not reach
+        NATS within ack_wait): it goes on here, answering for the newest delivery."""
+        metrics.REJECTED.labels("running_here").inc()
+        log.warning("run given out again while it runs here; kept", run_id=run.submit.run_id)
+        run.msg = msg
+        with contextlib.suppress(Exception):
+            await msg.in_progress()
 
     async def _settle(self, run: ActiveRun) -> None:
         """Ack an ended run; hand an unfinished one back (shutdown) for another replica."""
@@ -245,18 +267,26 @@ class Runner:
         if run.lost_claim:
             return  # another replica holds it now; its delivery will be acked
         if task.cancelled():
-            await self.store.release(run.submit.run_id, self.settings.runner_id)
-            await run.msg.nak()
-        elif task.exception() is not None:
+            await self._hand_back(run)
+        elif task.exception() is None:
+            await run.msg.ack()
+        elif run.log is not None and run.log.ended_elsewhere:
+            log.warning("run ended by another attempt; this one stops", run_id=run.submit.run_id)
+            await run.msg.ack()
+        else:
             log.error(
                 "run crashed; it will be retried",
                 run_id=run.submit.run_id,
                 exc_info=task.exception(),
             )
+            await self._hand_back(run, delay=1.0)
+
+    async def _hand_back(self, run: ActiveRun, delay: float | None = None) -> None:
+        try:
             await self.store.release(run.submit.run_id, self.settings.runner_id)
-            await run.msg.nak(delay=1.0)
-        else:
-            await run.msg.ack()
+        except Exception as exc:  # Postgres away: this replica may claim it again itself
+            log.warning("releasing a run failed", run_id=run.submit.run_id, error=str(exc))
+        await run.msg.nak(delay=delay)
 
     async def _refused(self, submit: RunSubmit, msg: Msg, refusal: Any) -> None:
         if refusal.tenant is not None and refusal.tenant != submit.tenant:
@@ -276,13 +306,20 @@ class Runner:
             await asyncio.sleep(self.settings.heartbeat_s)
             try:
                 await run.msg.in_progress()
-                if not await self.store.renew(
-                    run.submit.run_id, self.settings.runner_id, self.settings.ack_wait_s
-                ):
-                    log.error("lost the claim on a run; stopping it here", run_id=run.submit.run_id)
-                    run.lost_claim = True
-                    if run.task is not None:
-                        run.task.cancel()
-                    return
             except Exception as exc:
                 log.warning("heartbeat failed", run_id=run.submit.run_id, error=str(exc))
+            # Renewed with NATS away too: while the run goes on here, a replica it is given
+            # out to meanwhile must find the claim held.
+            try:
+                renewed = await self.store.renew(
+                    run.submit.run_id, self.settings.runner_id, self.settings.ack_wait_s
+                )
+            except Exception as exc:
+                log.warning("renewing a claim failed", run_id=run.submit.run_id, error=str(exc))
+                continue
+            if not renewed:
+                log.error("lost the claim on a run; stopping it here", run_id=run.submit.run_id)
+                run.lost_claim = True
+                if run.task is not None:
+                    run.task.cancel()
+                return

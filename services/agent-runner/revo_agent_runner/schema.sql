@@ -27,6 +27,9 @@ CREATE INDEX IF NOT EXISTS runs_tenant_created ON agents.runs (tenant, created_a
 CREATE INDEX IF NOT EXISTS runs_created ON agents.runs (created_at DESC);
 -- A gateway caller's own runs (RunListRequest.owner).
 CREATE INDEX IF NOT EXISTS runs_owner ON agents.runs (tenant, (submit->>'owner'), created_at DESC);
+-- Runs not ended, for the reconciler's look for rows left running (reconcile.py).
+CREATE INDEX IF NOT EXISTS runs_unended ON agents.runs (created_at)
+    WHERE status NOT IN ('finished', 'failed', 'cancelled');
 CREATE INDEX IF NOT EXISTS runs_session ON agents.runs (tenant, session_id, created_at)
     WHERE session_id IS NOT NULL;
 

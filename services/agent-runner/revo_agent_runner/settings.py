@@ -30,6 +30,9 @@ class AgentRunnerSettings(ServiceSettings):
     # JetStream redelivers a run whose runner sent no heartbeat for this long.
     ack_wait_s: float = 30.0
     heartbeat_s: float = 10.0
+    # How often rows left running with a stale claim are checked against their event log
+    # (and once at start): one whose log has ended takes that end (reconcile.py).
+    reconcile_interval_s: float = 60.0
     # A run delivered this many times (its runners keep dying) ends as failed: gave_up.
     max_attempts: int = 5
     # Per-run checkouts live under here, one directory per run, removed when it ends.

@@ -90,6 +90,17 @@ class RunStore:
             runner_id,
         )
 
+    async def stale_runs(self, limit: int) -> list[tuple[str, str]]:
+        """(run, tenant) of rows not ended whose claim is stale: no owner (handed back, or
+        ended and moved back by a stale attempt) or a lease run out; oldest first."""
+        rows = await self.pool.fetch(
+            "SELECT run_id, tenant FROM agents.runs "
+            "WHERE status NOT IN ('finished', 'failed', 'cancelled') "
+            "AND (owner IS NULL OR lease_until < now()) ORDER BY created_at LIMIT $1",
+            limit,
+        )
+        return [(row["run_id"], row["tenant"]) for row in rows]
+
     async def events(self, run_id: str, after_seq: int = 0) -> list[RunEvent]:
         rows = await self.pool.fetch(
             "SELECT body::text FROM agents.events WHERE run_id = $1 AND seq > $2 ORDER BY seq",

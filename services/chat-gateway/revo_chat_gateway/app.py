@@ -11,6 +11,7 @@ from aiohttp import web
 
 from revo_chat_gateway import (
     audit_api,
+    ci_events_api,
     costs_api,
     keys_api,
     openai_api,
@@ -77,6 +78,7 @@ def add_api_routes(app: web.Application) -> None:
     costs_api.add_routes(app)
     keys_api.add_routes(app)
     audit_api.add_routes(app)
+    ci_events_api.add_routes(app)
     ws_chat.add_routes(app)
     web_page.add_routes(app)
     openapi.add_routes(app)

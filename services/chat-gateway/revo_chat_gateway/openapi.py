@@ -38,6 +38,7 @@ class Operation:
     description: str = ""
     # Answered as a stream too (`stream: true`): the schema of its `data:` payloads.
     streams: type | None = None
+    ok_status: int = 200
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -171,6 +172,24 @@ OPERATIONS = (
         ],
         errors=(400, 401, 429),
     ),
+    Operation(
+        "post",
+        "/v1/ci/events",
+        "Report a CI outcome (any CI; `revo publish`): stored and published as a CiEvent",
+        http.CiEventAccepted,
+        body=http.CiEventBody,
+        errors=(400, 401, 403, 413, 415, 429, 503),
+        ok_status=202,
+        description="Roles admin, member and ci. The body is the CiEvent contract's fields "
+        "with the job's log as text; it may be sent gzip-compressed whole "
+        "(`Content-Encoding: gzip`), at most 25 MB after decompression (413 beyond). The "
+        "tenant is the key's (a body naming another is refused, 403). The log is kept inline "
+        "in the event when small, else in the CI_LOGS object store; the event is published "
+        "to `ci.events.<tenant>.<provider>` and answered 202 once the stream has stored it. "
+        "Without `event_id`, one is derived from the provider, repository, workflow id, job "
+        "and job id and attempt when an id is given, so a retry is stored once "
+        "(`duplicate: true`).",
+    ),
     Operation("get", "/healthz", "Alive", public=True, errors=()),
     Operation(
         "get", "/readyz", "NATS connected and Postgres reachable", public=True, errors=(503,)
@@ -187,7 +206,7 @@ _EXTRA_SCHEMAS = (ChatClientFrame, ChatServerFrame, http.ChatCompletionChunk, ht
 
 _ERROR_TEXT = {
     400: "Invalid request",
-    415: "The body is not JSON (Content-Type)",
+    415: "The body is not JSON (Content-Type), or is encoded otherwise than gzip",
     500: "The run failed or was cancelled, or an internal error (named by its trace id)",
     401: "Missing, wrong, expired or revoked credentials",
     403: "The caller's role may not call this (see x-revo-roles)",
@@ -233,14 +252,14 @@ def build_document() -> dict[str, Any]:
 
 
 def _operation(op: Operation, schema_of: dict[type, dict[str, Any]]) -> dict[str, Any]:
-    ok: dict[str, Any] = {"description": "OK"}
+    ok: dict[str, Any] = {"description": "Accepted" if op.ok_status == 202 else "OK"}
     if op.answers is not None:
         ok["content"] = {op.content_type: {"schema": schema_of[op.answers]}}
     if op.streams is not None:
         ok["content"]["text/event-stream"] = {"schema": _event_stream(schema_of[op.streams])}
     elif op.content_type != "application/json":
         ok["content"] = {op.content_type: {"schema": {"type": "string"}}}
-    responses: dict[str, Any] = {"200": ok}
+    responses: dict[str, Any] = {str(op.ok_status): ok}
     error = {"application/json": {"schema": schema_of[http.ErrorBody]}}
     roles = _roles(op)
     refuses_some = bool(roles) and set(roles) != set(permissions.ROLES)

@@ -30,6 +30,8 @@ READERS = frozenset({"admin", "member", "viewer"})
 # Those who start and cancel runs.
 CHATTERS = frozenset({"admin", "member"})
 ADMINS = frozenset({"admin"})
+# Those who may report a CI outcome: a CI publisher's key, and people who may start runs.
+CI_PUBLISHERS = frozenset({"admin", "member", "ci"})
 
 Rule = frozenset[str] | str
 
@@ -47,6 +49,7 @@ ROUTES: Final[dict[tuple[str, str], Rule]] = {
     ("GET", "/v1/keys"): ADMINS,
     ("POST", "/v1/keys/{key_id}/revoke"): ADMINS,
     ("GET", "/v1/audit"): ADMINS,
+    ("POST", "/v1/ci/events"): CI_PUBLISHERS,
     ("GET", "/"): PUBLIC,
     ("GET", "/static/{name}"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,

@@ -50,6 +50,25 @@ CREATE TABLE IF NOT EXISTS gateway.session_items (
     PRIMARY KEY (session_id, seq)
 );
 CREATE INDEX IF NOT EXISTS sessions_tenant_created ON gateway.sessions (tenant, created_at DESC);
+-- Which of its run's items an item is: the run event's seq for an `event` item, 0 for the
+-- run's `user` and `assistant` items (one of each per run). Unique, so a run's items are
+-- stored once however many replicas follow it (a gateway adopting the runs of one that was
+-- killed replays the run's log). Rows from before the column get theirs once, as the index
+-- is made (one replica followed each run then, so none is there twice).
+ALTER TABLE gateway.session_items ADD COLUMN IF NOT EXISTS run_seq integer;
+DO $$
+BEGIN
+    IF to_regclass('gateway.session_items_run_item') IS NULL THEN
+        UPDATE gateway.session_items
+        SET run_seq = CASE kind WHEN 'event' THEN (body->'event'->>'seq')::integer ELSE 0 END
+        WHERE run_id IS NOT NULL AND run_seq IS NULL;
+        CREATE UNIQUE INDEX session_items_run_item
+            ON gateway.session_items (run_id, kind, run_seq) WHERE run_id IS NOT NULL;
+    END IF;
+END $$;
+-- The runs taken up at start: user messages (one per run) by age.
+CREATE INDEX IF NOT EXISTS session_items_user_created
+    ON gateway.session_items (created_at) WHERE kind = 'user';
 
 -- The audit log (stream AUDIT, `audit.<tenant>`): who did what, append-only. Written only by
 -- the audit consumer; an event redelivered by JetStream is stored once (its id).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic_settings import SettingsConfigDict
 
+from revo_contracts.gateway_http import CI_EVENT_MAX_BYTES
 from revo_core.settings import ServiceSettings, database_url_field
 
 
@@ -28,3 +29,10 @@ class GatewaySettings(ServiceSettings):
     ws_queue_frames: int = 1000
     # How long a streamed or waited-on run may take before the request gives up on it.
     run_timeout_s: float = 600.0
+    # POST /v1/ci/events: the largest body, counted after gzip decompression (413 beyond),
+    # and how long to wait for the CI_EVENTS stream's ack before answering 503.
+    ci_event_max_bytes: int = CI_EVENT_MAX_BYTES
+    ci_publish_timeout_s: float = 5.0
+    # At start, runs of chat sessions this recent with no end stored are followed to their end
+    # (a replica that followed them stopped); older ones are left as they are.
+    adopt_runs_within_s: float = 24 * 3600.0

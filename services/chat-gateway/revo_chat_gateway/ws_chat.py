@@ -4,7 +4,8 @@ A socket is only a window on a session. Each message's run is followed by a task
 own (kept by the app's ChatHub, not by the socket): it stores the run's items and pushes
 them, with the run's text tokens, to whichever of the session's sockets are connected to
 this replica now. A client that disconnects loses nothing: the run goes on, and the client
-resumes with `hello {session_id, last_seq}`.
+resumes with `hello {session_id, last_seq}`. Nor does a replica killed mid-run lose the
+run's items: the next replica to start adopts the run (run_adoption.py).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from revo_chat_gateway.auth import LIMITER, limit_key, principal_of
 from revo_chat_gateway.http_errors import HttpError
 from revo_chat_gateway.keys import Principal, audit_actor
 from revo_chat_gateway.limits import RateLimiter
+from revo_chat_gateway.run_adoption import adopt_open_runs
 from revo_chat_gateway.session_fanout import SessionFanout
-from revo_chat_gateway.sessions import SessionStore
+from revo_chat_gateway.sessions import OpenRun, SessionStore
 from revo_chat_gateway.settings import GatewaySettings
 from revo_chat_gateway.ws_protocol import (
     BadFrame,
@@ -62,6 +64,8 @@ WS_PATH = "/v1/ws"
 CLOSE_GRACE_S = 1.0
 # Pings keep idle sockets through proxies and notice vanished clients.
 HEARTBEAT_S = 30.0
+# An adopted run past its deadline is followed this long (its log read) before its cancel.
+ADOPT_GRACE_S = 5.0
 log = get_logger("revo.chat_gateway.ws")
 _relayed_decoder = msgspec.json.Decoder(ChatItem | ChatToken)
 _TOKEN_FRAMES = metrics.WS_FRAMES.labels("token")
@@ -136,6 +140,15 @@ class Outbox:
         self._writer.cancel()
         tasks = [self._writer, *([self._closer] if self._closer else [])]
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@dataclass(frozen=True)
+class FollowedRun:
+    """A run a follow task stores the items of."""
+
+    run_id: str
+    agent: str
+    timeout_s: float  # then it is cancelled
 
 
 @dataclass
@@ -279,24 +292,48 @@ class ChatHub:
             await self.publish(live, [user])
             await submit_run(self.bus, submit)
             held = stack.pop_all()  # the follow task releases the slot and the follower
-        self._spawn_follow(live, submit, run, held)
+        followed = FollowedRun(submit.run_id, submit.agent, self.settings.run_timeout_s)
+        self._spawn_follow(live, followed, run, held)
+
+    async def adopt(self, run: OpenRun) -> bool:
+        """Follow a run of a session whose replica stopped following it (killed, say): its
+        events from the run's log (RUN_EVENTS) to its end, each stored once (what is stored
+        already is skipped), with the answer. Events only: the run's tokens went to that
+        replica's sockets, and the answer item has the whole text. False: followed here
+        already."""
+        live = self.live(run.session_id)
+        if run.run_id in live.runs:
+            return False
+        # The run's deadline is from its message, as for the replica that submitted it; one
+        # past it still has its log read (it may have ended) before it is cancelled.
+        timeout_s = max(self.settings.run_timeout_s - run.age_s, ADOPT_GRACE_S)
+        held = AsyncExitStack()
+        try:
+            follower = await held.enter_async_context(
+                RunFollower(self.bus, run.tenant, run.run_id, tokens=False)
+            )
+        except BaseException:
+            self.release(live)
+            raise
+        self._spawn_follow(live, FollowedRun(run.run_id, run.agent, timeout_s), follower, held)
+        return True
 
     def _spawn_follow(
-        self, live: LiveSession, submit: RunSubmit, run: RunFollower, held: AsyncExitStack
+        self, live: LiveSession, followed: FollowedRun, run: RunFollower, held: AsyncExitStack
     ) -> None:
-        task = asyncio.create_task(self._follow(live, submit, run, held))
+        task = asyncio.create_task(self._follow(live, followed, run, held))
         self.follows.add(task)
-        live.runs[submit.run_id] = task
+        live.runs[followed.run_id] = task
 
         def done(_: asyncio.Task) -> None:
             self.follows.discard(task)
-            live.runs.pop(submit.run_id, None)
+            live.runs.pop(followed.run_id, None)
             self.release(live)
 
         task.add_done_callback(done)
 
     async def _follow(
-        self, live: LiveSession, submit: RunSubmit, run: RunFollower, held: AsyncExitStack
+        self, live: LiveSession, followed: FollowedRun, run: RunFollower, held: AsyncExitStack
     ) -> None:
         # Tokens go to the sockets as they come; the run's items are stored (and then
         # pushed) by a writer of their own, so a token never waits for Postgres.
@@ -304,13 +341,13 @@ class ChatHub:
         writer = asyncio.create_task(self._store_items(live, items))
         async with held:
             try:
-                async with asyncio.timeout(self.settings.run_timeout_s):
+                async with asyncio.timeout(followed.timeout_s):
                     async for item in run:
-                        await self._on_run_item(live, submit, item, items)
+                        await self._on_run_item(live, followed, item, items)
             except TimeoutError:
-                await cancel_run(self.bus, submit.run_id, "timed out in the gateway")
+                await cancel_run(self.bus, followed.run_id, "timed out in the gateway")
             except Exception:
-                log.exception("following a chat run failed", run_id=submit.run_id)
+                log.exception("following a chat run failed", run_id=followed.run_id)
             finally:
                 items.put_nowait(None)
                 await writer
@@ -334,11 +371,11 @@ class ChatHub:
     async def _on_run_item(
         self,
         live: LiveSession,
-        submit: RunSubmit,
+        followed: FollowedRun,
         item: RunEvent | TokenDelta,
         items: asyncio.Queue[ChatItem | None],
     ) -> None:
-        run_id, agent = submit.run_id, submit.agent
+        run_id, agent = followed.run_id, followed.agent
         if isinstance(item, TokenDelta):
             if item.kind == "text" and item.delta:
                 await self.push_token(live, ChatToken(run_id=run_id, agent=agent, delta=item.delta))
@@ -563,8 +600,11 @@ async def _chat_hub_ctx(app: web.Application) -> AsyncIterator[None]:
     settings: GatewaySettings = app[SETTINGS]  # type: ignore[assignment]
     hub = ChatHub(SessionStore(app[POOL]), app[BUS], app[LIMITER], settings)
     app[CHAT_HUB] = hub
+    adoption = asyncio.create_task(adopt_open_runs(hub, settings.adopt_runs_within_s))
     yield
-    # Runs go on in the agent-runner; their items are no longer stored by this replica.
+    adoption.cancel()
+    await asyncio.gather(adoption, return_exceptions=True)
+    # Runs go on in the agent-runner; the replica started next stores the rest of their items.
     await hub.stop_follows()
 
 

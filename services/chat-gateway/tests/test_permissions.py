@@ -37,6 +37,7 @@ REQUESTS: dict[tuple[str, str], tuple[str, dict | None, int]] = {
     ("GET", "/v1/keys"): ("/v1/keys", None, 200),
     ("POST", "/v1/keys/{key_id}/revoke"): ("/v1/keys/0123456789abcdef/revoke", None, 404),
     ("GET", "/v1/audit"): ("/v1/audit", None, 200),
+    ("POST", "/v1/ci/events"): ("/v1/ci/events", {}, 400),  # no status
     ("GET", "/"): ("/", None, 200),
     ("GET", "/static/{name}"): ("/static/app.js", None, 200),
     ("GET", "/openapi.json"): ("/openapi.json", None, 200),

@@ -15,8 +15,13 @@ from revo_core.db import apply_schema, connect_pool
 from revo_core.jetstream import ensure_streams
 from revo_core.logging import get_logger
 from revo_core.service import BUS, SETTINGS, create_service_app, serving_pool
+from revo_integrations import webhooks
+from revo_integrations.ci_trigger import ci_trigger_ctx
+from revo_integrations.config_api import config_endpoints_ctx
 from revo_integrations.config_store import ConfigStore
+from revo_integrations.consumer_lag import ConsumerLag
 from revo_integrations.notifications import notifications_ctx
+from revo_integrations.outcomes import OutcomeAnnouncer
 from revo_integrations.secret_box import SecretBox
 from revo_integrations.settings import IntegrationsSettings
 
@@ -25,6 +30,7 @@ SERVICE = "integrations"
 SCHEMA_FILES = sorted(Path(__file__).parent.glob("schema*.sql"))
 POOL: web.AppKey[asyncpg.Pool] = web.AppKey("pool", asyncpg.Pool)
 CONFIGS: web.AppKey[ConfigStore] = web.AppKey("configs", ConfigStore)
+ANNOUNCER: web.AppKey[OutcomeAnnouncer] = web.AppKey("announcer", OutcomeAnnouncer)
 log = get_logger("revo.integrations")
 
 
@@ -32,7 +38,12 @@ def create_app(settings: IntegrationsSettings) -> web.Application:
     app = create_service_app(SERVICE, settings)
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_streams_ctx)
+    app.cleanup_ctx.append(_outcomes_ctx)  # before the trigger: it hands its runs over
+    app.cleanup_ctx.append(config_endpoints_ctx)
+    app.cleanup_ctx.append(ci_trigger_ctx)
     app.cleanup_ctx.append(notifications_ctx)
+    app.cleanup_ctx.append(_lag_ctx)
+    webhooks.install(app)
     return app
 
 
@@ -44,6 +55,8 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
         await apply_schema(pool, schema.read_text())
     app[POOL] = pool
     app[CONFIGS] = ConfigStore(pool, box)
+    if box.key_count > 1:  # a rotation: every row under the first key, so the others can go
+        log.info("secrets re-encrypted under the first key", rows=await app[CONFIGS].rotate())
     async with serving_pool(app, pool):
         yield
 
@@ -54,3 +67,17 @@ async def _streams_ctx(app: web.Application) -> AsyncIterator[None]:
     await ci_logs_bucket(bus.js)
     log.info("integrations ready")
     yield
+
+
+async def _outcomes_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings: IntegrationsSettings = app[SETTINGS]  # type: ignore[assignment]
+    announcer = OutcomeAnnouncer(app[BUS], app[POOL], settings.announce_every_s).start()
+    app[ANNOUNCER] = announcer
+    yield
+    await announcer.stop()
+
+
+async def _lag_ctx(app: web.Application) -> AsyncIterator[None]:
+    lag = ConsumerLag(app[BUS]).start()
+    yield
+    await lag.stop()

@@ -79,7 +79,9 @@ class ConfigStore:
     async def rotate(self) -> int:
         """Re-encrypt every row under the first key; returns how many rows."""
         async with self.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch("SELECT tenant, kind, secrets FROM integrations.configs FOR UPDATE")
+            rows = await conn.fetch(
+                "SELECT tenant, kind, secrets FROM integrations.configs FOR UPDATE"
+            )
             for row in rows:
                 await conn.execute(
                     "UPDATE integrations.configs SET secrets = $3 WHERE tenant = $1 AND kind = $2",
@@ -101,4 +103,3 @@ def _split(integration: Integration) -> tuple[str, dict, dict]:
 
 def _join(kind: str, settings: dict, secrets: dict) -> Integration:
     return _integration.decode(msgspec.json.encode({"type": kind, **settings, **secrets}))
-

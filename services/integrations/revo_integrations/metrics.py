@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 
 WEBHOOKS = Counter(
     "revo_integrations_webhooks_total",
@@ -29,9 +29,19 @@ NOTIFICATIONS = Counter(
 )
 CI_RUNS = Counter(
     "revo_integrations_ci_runs_total",
-    "CI events, by what the tenant's CI policy made of them: submitted, deduplicated "
-    "(the same failure in the window), not_failed, filtered (repository or branch), disabled.",
+    "CI events, by what the CI trigger made of them: submitted (a run), deduplicated (the "
+    "same failure in the window, or a redelivery of a submitted one), not_failed, filtered "
+    "(repository or branch), disabled (by the tenant's policy), refused (malformed, or a "
+    "tenant other than its subject's), retried (Postgres or NATS unavailable: redelivered).",
     ["outcome"],
+)
+HOOK_DELIVERIES = Counter(
+    "revo_integrations_hook_deliveries_total",
+    "Accepted webhook deliveries completed after the answer (a log to fetch, or a publish "
+    "that was not acked at once), by outcome: published (with its log), without_log (the "
+    "provider's API did not give it after retries), taken_over (a lapsed lease, e.g. of a "
+    "replica that died, completed by this one).",
+    ["provider", "outcome"],
 )
 
 # -- notifications out (NOTIFICATIONS above counts them by channel and outcome) --
@@ -50,11 +60,5 @@ NOTIFY_DEAD_LETTERS = Counter(
 NOTIFY_SECONDS = Histogram(
     "revo_integrations_notify_delivery_seconds",
     "Time of one delivery attempt, the destination's HTTP calls included, by channel.",
-    ["channel"],
-)
-NOTIFY_CONSUMER_PENDING = Gauge(
-    "revo_integrations_notify_consumer_pending",
-    "Notifications not yet delivered per channel (the durable consumer's pending and "
-    "unacknowledged messages): the consumer lag.",
     ["channel"],
 )

@@ -29,7 +29,6 @@ from revo_integrations.delivery import Delivery
 
 log = get_logger("revo.integrations.notify")
 POLL_S = 1.0
-LAG_EVERY_S = 5.0
 _decoder = msgspec.json.Decoder(Notification)
 
 
@@ -70,7 +69,6 @@ class ChannelConsumer:
         )
         self._loops = [
             asyncio.create_task(self._consume(), name=f"notify-{self.channel}"),
-            asyncio.create_task(self._watch_lag(), name=f"notify-{self.channel}-lag"),
             asyncio.create_task(self._keep_alive(), name=f"notify-{self.channel}-alive"),
         ]
 
@@ -177,11 +175,3 @@ class ChannelConsumer:
             )
             return None
         return note
-
-    async def _watch_lag(self) -> None:
-        gauge = metrics.NOTIFY_CONSUMER_PENDING.labels(self.channel)
-        while True:
-            with contextlib.suppress(Exception):
-                info = await self.bus.js.consumer_info(NOTIFY.name, durable_name(self.channel))
-                gauge.set(info.num_pending + info.num_ack_pending)
-            await asyncio.sleep(LAG_EVERY_S)

@@ -27,6 +27,7 @@ class SecretBox:
                 "print(Fernet.generate_key().decode())')"
             )
         self._fernet = MultiFernet([Fernet(key) for key in parts])
+        self.key_count = len(parts)
 
     def seal(self, plain: bytes) -> bytes:
         return self._fernet.encrypt(plain)

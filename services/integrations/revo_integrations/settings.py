@@ -16,11 +16,32 @@ class IntegrationsSettings(ServiceSettings):
     http_port: int = 8105
     database_url: str = database_url_field("REVO_INTEGRATIONS_")
     # Fernet keys (comma-separated, urlsafe base64 of 32 bytes) that encrypt the tenants'
-    # secrets at rest: the first encrypts, every one decrypts, so a key is rotated by putting
-    # the new one first and running `revo integrations rotate` (docs/services/integrations.md).
+    # secrets at rest: the first encrypts, every one decrypts. With more than one, the
+    # service re-encrypts every row under the first at start; then the old key can go
+    # (docs/services/integrations.md, "Secrets").
     secret_keys: str = Field(default="", repr=False)
     # A webhook body larger than this is refused with 413 (GitHub's own limit is 25 MB).
     max_body_bytes: int = 25 * 1024 * 1024
+    # How often the runs the CI trigger started are checked for their end, to announce it.
+    announce_every_s: float = 1.0
+    # A CI event the trigger took but did not ack (the service died) comes back after this.
+    ci_ack_wait_s: float = 30.0
+
+    # Provider webhooks (webhooks.py, deliveries.py). A tenant's integration is read from
+    # Postgres at most this often per replica (a changed secret applies within it).
+    hooks_config_cache_s: float = 5.0
+    # An accepted delivery whose log is still being fetched is held by one replica for this
+    # long (renewed while it works); once it lapses (the replica died) another replica, or
+    # this one restarted, completes it. Checked every `hooks_sweep_s`.
+    hooks_lease_s: float = 60.0
+    hooks_sweep_s: float = 5.0
+    # Delivery ids are kept this long to refuse redeliveries (GitHub redelivers for days).
+    hooks_keep_days: float = 30.0
+    # One request to a provider's API (a job list, a log) may take this long; a log fetch is
+    # tried this many times (exponential backoff) before the event goes out without its log.
+    log_fetch_timeout_s: float = 60.0
+    log_fetch_attempts: int = 5
+    log_fetch_backoff_s: float = 1.0
 
     # -- notifications out (docs/services/integrations-notify.md) --
     # Failed attempts before a notification goes to NOTIFY_DEAD with its last error.

@@ -54,5 +54,25 @@ async def test_rotation_re_encrypts_under_the_new_key_so_the_old_one_can_go(inte
 
 
 def test_the_service_needs_a_key_and_says_how_to_make_one():
-    with pytest.raises(SecretKeyMissing, match="Fernet.generate_key"):
+    with pytest.raises(SecretKeyMissing, match=r"Fernet\.generate_key"):
         SecretBox(" , ")
+
+
+async def test_a_service_started_with_a_new_key_first_re_encrypts_every_row_under_it(
+    integrations, integrations_nats, integrations_factory, pg
+):
+    await ConfigStore(pg, SecretBox(INTEGRATIONS_SECRET_KEY)).put(
+        "secrets-start", GithubIntegration(webhook_secret=WEBHOOK_SECRET)
+    )
+    fresh = new_key()
+    rotating = integrations_factory.start(
+        integrations_nats.url,
+        "integrations-rotating",
+        REVO_INTEGRATIONS_SECRET_KEYS=f"{fresh},{INTEGRATIONS_SECRET_KEY}",
+    )
+    try:
+        only_new = ConfigStore(pg, SecretBox(fresh))
+        assert (await only_new.get("secrets-start", "github")).webhook_secret == WEBHOOK_SECRET
+    finally:
+        rotating.stop()
+        await ConfigStore(pg, SecretBox(f"{INTEGRATIONS_SECRET_KEY},{fresh}")).rotate()

@@ -9,8 +9,6 @@ import asyncio
 import uuid
 
 from notify_fakes import FakeGithub, FakeJira, Started, WebhookReceiver
-from revo_integrations.config_store import ConfigStore
-from revo_integrations.secret_box import SecretBox
 from test_notify_delivery import (
     GITHUB_TOKEN,
     NOTIFY_TEST_SETTINGS,
@@ -22,6 +20,8 @@ from test_notify_delivery import (
 
 from revo_contracts.integrations import GithubIntegration, JiraIntegration, WebhookIntegration
 from revo_core.testing.fixtures import INTEGRATIONS_SECRET_KEY, nats_server_of, operator_bus
+from revo_integrations.config_store import ConfigStore
+from revo_integrations.secret_box import SecretBox
 
 SLOW_S = 30.0
 

@@ -15,8 +15,6 @@ import aiohttp
 import pytest
 from notify_fakes import FakeGithub, FakeJira, FakeSlack, Started, WebhookReceiver
 from opentelemetry import trace
-from revo_integrations.config_store import ConfigStore
-from revo_integrations.secret_box import SecretBox
 
 from revo_contracts import subjects
 from revo_contracts.ci import CiRepository
@@ -32,6 +30,8 @@ from revo_core.embedded.nats_server import NatsServer
 from revo_core.embedded.service_process import ServiceProcess
 from revo_core.testing.fixtures import INTEGRATIONS_SECRET_KEY, nats_server_of, operator_bus
 from revo_core.testing.metrics import metric_value
+from revo_integrations.config_store import ConfigStore
+from revo_integrations.secret_box import SecretBox
 
 # Retries in tens of milliseconds, a crashed delivery back after 3 s.
 NOTIFY_TEST_SETTINGS = {
@@ -460,10 +460,12 @@ async def test_malformed_and_tenant_mismatched_notifications_are_refused_and_the
         what="4 refusals counted",
     )
     assert list(receiver.delivered) == [honest.notification_id]
-    # The consumer's lag is in /metrics, per channel.
+    # The consumer's lag is in /metrics (consumer_lag.py), per channel.
     async with aiohttp.ClientSession() as session, session.get(notify_service.metrics_url) as r:
         exposed = await r.text()
-    assert 'revo_integrations_notify_consumer_pending{channel="webhook"}' in exposed
+    assert 'revo_integrations_consumer_pending{consumer="notify-webhook",state="pending"}' in (
+        exposed
+    )
 
 
 # -- revo integrations test ------------------------------------------------------------------
