@@ -47,6 +47,8 @@ bench: model
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/memory_cpu.py
 	$(BIN)/python bench/bus_auth.py
+	$(BIN)/python bench/integrations.py
+	$(BIN)/python bench/integrations_github_client.py
 	$(BIN)/python bench/chaos.py
 
 proto: $(INSTALLED)
