@@ -30,6 +30,7 @@ from revo_contracts.integrations import (
     WebhookIntegration,
 )
 from revo_contracts.integrations import Done as IntegrationDone
+from revo_contracts.streams import RUN_EVENTS
 from revo_core.ci_logs import read_log
 from revo_core.testing.fixtures import operator_bus
 from revo_integrations.ci_trigger import ci_run_id
@@ -65,6 +66,12 @@ async def configure(bus, tenant: str, github_url: str, receiver_url: str) -> Non
     )
 
 
+async def runs_of(bus, tenant: str) -> list[str]:
+    """The runs of a tenant, by the event logs RUN_EVENTS holds."""
+    info = await bus.js.stream_info(RUN_EVENTS.name, subjects_filter=f"runs.events.{tenant}.*")
+    return sorted(subject.rsplit(".", 1)[1] for subject in (info.state.subjects or {}))
+
+
 async def eventually(check, timeout: float = 60.0) -> None:
     end = time.monotonic() + timeout
     while not check():
@@ -83,7 +90,9 @@ async def test_a_failed_github_job_is_investigated_and_announced_in_one_trace(
     try:
         await configure(bus, tenant, github.url, receiver.hook_url)
         github.logs["4321"] = LOG
-        status, _ = await github_hook(flow_service, tenant, "workflow_job", workflow_job(4321, 99))
+        delivery = str(uuid.uuid4())
+        payload = workflow_job(4321, 99)
+        status, _ = await github_hook(flow_service, tenant, "workflow_job", payload, delivery)
         assert status == 202
 
         event, headers = await wait_for_event(bus.js, tenant, "github")
@@ -92,6 +101,11 @@ async def test_a_failed_github_job_is_investigated_and_announced_in_one_trace(
         await eventually(
             lambda: any(d["data"]["run_id"] == run_id for d in receiver.delivered.values())
         )
+        # GitHub redelivers the same webhook: no second event, no second run.
+        again, answer = await github_hook(flow_service, tenant, "workflow_job", payload, delivery)
+        assert (again, answer["status"]) == (200, "duplicate")
+        await asyncio.sleep(2)
+        assert await runs_of(bus, tenant) == [run_id]
         [delivered] = receiver.delivered.values()
         assert delivered["data"]["title"].startswith("CI failure: acme/shop CI / test (3.11)")
         assert delivered["data"]["signature"] == event.failure_signature()
