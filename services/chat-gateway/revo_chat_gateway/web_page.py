@@ -7,6 +7,10 @@ index.html at start-up), so browsers keep them for a year and a new release is f
 once; the page itself is revalidated on every load. The Markdown renderer and sanitiser
 (markdown-it, DOMPurify) are vendored from npm under `web/vendor/`, with their licences:
 see `web/vendor/README.md`.
+
+What the page offers depends on the caller's role (`GET /v1/whoami`): the roles that may
+chat and those that may only read are written into index.html from permissions.py, so the
+page never keeps a copy of that table that could drift from it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
+
+from revo_chat_gateway import permissions
 
 WEB_DIR = Path(__file__).with_name("web")
 ASSETS = {
@@ -39,6 +45,37 @@ CSP = (
 )
 
 
+def _allowed(*rules: permissions.Rule) -> list[str]:
+    """The roles every one of the rules allows, in permissions.ROLES's order."""
+    return [
+        role
+        for role in permissions.ROLES
+        if all(rule == permissions.PUBLIC or role in rule for rule in rules)
+    ]
+
+
+def chat_roles() -> list[str]:
+    """Who may start a chat and write in it: the page shows them the composer."""
+    actions = permissions.WS_ACTIONS
+    return _allowed(actions["hello_new"], actions["message"], actions["cancel"])
+
+
+def read_roles() -> list[str]:
+    """Who may list their chats and open one on the socket: the others (a CI key) are
+    told at sign-in that the page is not for them."""
+    rules = permissions.ROUTES
+    return _allowed(
+        rules[("GET", "/v1/sessions")], rules[("GET", "/v1/ws")], permissions.WS_ACTIONS["hello"]
+    )
+
+
+def _fill_attribute(html: str, name: str, value: str) -> str:
+    empty = f'{name}=""'
+    if html.count(empty) != 1:
+        raise RuntimeError(f"index.html should have one empty {empty}")
+    return html.replace(empty, f'{name}="{value}"')
+
+
 @dataclass(frozen=True)
 class StaticFile:
     body: bytes
@@ -59,6 +96,8 @@ class WebPage:
         html = (WEB_DIR / "index.html").read_text()
         for name in self.assets:
             html = html.replace(f'"/static/{name}"', f'"/static/{name}?v={self.version(name)}"')
+        html = _fill_attribute(html, "data-chat-roles", " ".join(chat_roles()))
+        html = _fill_attribute(html, "data-read-roles", " ".join(read_roles()))
         self.index = _load("index.html", "text/html", html.encode())
 
     def version(self, name: str) -> str:

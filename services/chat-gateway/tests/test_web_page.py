@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from browser_testkit import WAIT_S, csp_violations, start_chromium
-from gateway_testkit import base_url, scripted_default
+from gateway_testkit import base_url, hs256_token, scripted_default
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException as StaleElementReference
 from selenium.webdriver.common.by import By
@@ -162,6 +162,35 @@ class ChatPage:
     def scroll_to_top(self) -> None:
         self.driver.execute_script("document.getElementById('messages').scrollTop = 0")
 
+    def record_sent_frames(self) -> None:
+        """Keep every frame the page sends on its sockets from now on (again: from now)."""
+        self.driver.execute_script(
+            "if (!window.sentFrames) {"
+            "  const send = WebSocket.prototype.send;"
+            "  WebSocket.prototype.send = function (data) {"
+            "    window.sentFrames.push(JSON.parse(data));"
+            "    return send.call(this, data);"
+            "  };"
+            "}"
+            "window.sentFrames = [];"
+        )
+
+    def sent_frames(self) -> list[dict]:
+        return self.driver.execute_script("return window.sentFrames")
+
+    def shown(self, testid: str) -> bool:
+        return any(e.is_displayed() for e in self.all(f'[data-testid="{testid}"]'))
+
+    def stored_keys(self) -> list[str]:
+        return self.driver.execute_script(
+            "return [localStorage, sessionStorage].map((s) => s.getItem('revo.apiKey'))"
+            ".filter(Boolean)"
+        )
+
+    def sign_out(self) -> None:
+        self.one("signout").click()
+        self.until(lambda: self.one("signin").is_displayed(), "the sign-in form again")
+
     def screenshot(self, path: Path, dark: bool = False) -> None:
         scheme = [{"name": "prefers-color-scheme", "value": "dark" if dark else "light"}]
         self.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": scheme})
@@ -297,3 +326,101 @@ async def test_the_page_and_its_assets_need_no_credentials_and_are_cached_by_ver
             assert unknown.status == 404
         async with http.get(f"{url}/v1/whoami") as api:
             assert api.status == 401
+
+
+def assert_read_only(page: ChatPage, role: str) -> None:
+    """What a key that may only read sees: the notice, and nothing to chat with."""
+    assert page.shown("read-only-notice")
+    notice = page.one("read-only-notice").text
+    assert f"read-only ({role})" in notice and "your own chats" in notice
+    for control in ("new-chat", "composer", "message-input", "send-button", "stop-button"):
+        assert not page.shown(control), f"a read-only page shows {control}"
+    assert not page.shown("error-banner"), page.one("error-banner").text
+
+
+async def test_a_viewer_key_reads_without_a_composer_and_a_ci_key_is_turned_away(
+    scripted_gateway, scripted_bus, browser, tmp_path
+):
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    viewer = await create_api_key(scripted_bus, tenant, "viewer")
+    ci = await create_api_key(scripted_bus, tenant, "ci")
+    page = ChatPage(browser, base_url(scripted_gateway) + "/")
+    await in_browser(page.open)
+    await in_browser(page.record_sent_frames)
+
+    # A CI key: told at the form that the page is not for it, and not remembered.
+    await in_browser(page.sign_in, ci)
+    error = await in_browser(page.sign_in_error)
+    assert "not for CI keys" in error and "(role ci)" in error
+    assert not page.shown("app")
+    assert await in_browser(page.stored_keys) == []
+
+    await in_browser(page.sign_in, viewer)
+    await in_browser(page.wait_signed_in)
+    await in_browser(page.until, lambda: page.shown("read-only-notice"), "the read-only notice")
+    assert "viewer" in page.one("whoami").text
+    await in_browser(assert_read_only, page, "viewer")
+    # Even a submit forced on the hidden composer sends nothing the gateway would refuse.
+    await in_browser(
+        browser.execute_script,
+        "document.getElementById('input').value = 'let me chat';"
+        "document.getElementById('composer').requestSubmit();"
+        "document.getElementById('new-chat').click();",
+    )
+    assert await in_browser(page.sent_frames) == []
+    await in_browser(assert_read_only, page, "viewer")
+    await in_browser(page.screenshot, tmp_path / "viewer.png")
+
+    # Reloaded with the key remembered: still read-only.
+    await in_browser(browser.refresh)
+    await in_browser(page.wait_signed_in)
+    await in_browser(page.until, lambda: page.shown("read-only-notice"), "the notice again")
+    await in_browser(assert_read_only, page, "viewer")
+    assert csp_violations(browser) == []
+
+
+async def test_a_member_chats_and_a_viewer_of_the_same_user_reads_that_chat(
+    scripted_gateway, scripted_model, browser, tmp_path
+):
+    # Tokens for one user: a session belongs to the user (`jwt:<sub>`), whatever the role.
+    tenant, user = f"t{uuid.uuid4().hex[:8]}", f"u{uuid.uuid4().hex[:8]}"
+    member = hs256_token(tenant, sub=user, role="member")
+    viewer = hs256_token(tenant, sub=user, role="viewer")
+    page = ChatPage(browser, base_url(scripted_gateway) + "/")
+    await in_browser(page.open)
+    await in_browser(page.record_sent_frames)
+
+    await in_browser(page.sign_in, member)
+    await in_browser(page.wait_signed_in)
+    assert page.shown("new-chat") and page.shown("composer")
+    assert not page.shown("read-only-notice")
+    with scripted_default(scripted_model, Script([Reply(text="Read me later.")])):
+        await in_browser(page.send, "Write something to read")
+        answer = await in_browser(page.wait_answers, 1)
+        await in_browser(page.wait_run_status, "finished")
+    assert answer.text.endswith("Read me later.")
+    await in_browser(page.wait_session_current, "Write something to read")
+    assert [f["type"] for f in await in_browser(page.sent_frames)] == ["message"]
+    await in_browser(page.sign_out)
+
+    await in_browser(page.record_sent_frames)
+    await in_browser(page.sign_in, viewer)
+    await in_browser(page.wait_signed_in)
+    await in_browser(page.until, lambda: page.shown("read-only-notice"), "the read-only notice")
+    await in_browser(page.open_session, "Write something to read")
+    answer = await in_browser(page.wait_answers, 1)
+    await in_browser(page.wait_run_status, "finished")
+    assert answer.text.endswith("Read me later.")
+    assert "Write something to read" in page.messages("user")[0].text
+    assert [f["type"] for f in await in_browser(page.sent_frames)] == ["hello"]
+    await in_browser(assert_read_only, page, "viewer")
+    await in_browser(page.screenshot, tmp_path / "viewer-reading.png")
+    assert csp_violations(browser) == []
+
+
+async def test_the_page_is_told_which_roles_chat_and_which_only_read(scripted_gateway):
+    url = f"{base_url(scripted_gateway)}/"
+    async with aiohttp.ClientSession() as http, http.get(url) as page:
+        html = await page.text()
+    # permissions.py: admin and member chat, a viewer reads, a CI key has no use for the page.
+    assert '<body data-chat-roles="admin member" data-read-roles="admin member viewer">' in html

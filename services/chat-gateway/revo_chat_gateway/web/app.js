@@ -5,6 +5,11 @@
 // (frames in libs/revo_contracts/chat.py): a session's numbered items are the
 // conversation and its runs' events; tokens stream an answer as it is written. A dropped
 // socket reconnects and resumes with `hello {session_id, last_seq}`.
+//
+// What the page offers follows the key's role: roles that may chat get the composer, roles
+// that may only read (a viewer) get the chats to read and a line saying so, and any other
+// (a CI key) is turned away at sign-in. The gateway writes both lists into <body> from its
+// permissions table; the gateway still checks every request and frame itself.
 (function () {
   "use strict";
 
@@ -37,6 +42,8 @@
     latestRun: null,
     panelRun: null,
     sessions: [],
+    // "chat" (the full page) or "read" (read-only: no composer, no New chat, no Stop).
+    access: null,
   };
   // For the console (and the browser test): the page's state, read-only by convention.
   window.revo = { state };
@@ -85,6 +92,47 @@
     return body;
   }
 
+  // -- what the key's role may do ---------------------------------------------------------
+
+  function rolesOf(attribute) {
+    return new Set((document.body.dataset[attribute] || "").split(" ").filter(Boolean));
+  }
+
+  // "chat", "read", or null: this page has nothing for the role.
+  function accessOf(role) {
+    if (rolesOf("chatRoles").has(role)) return "chat";
+    if (rolesOf("readRoles").has(role)) return "read";
+    return null;
+  }
+
+  function turnedAway(who) {
+    if (who.role === "ci") {
+      return "This is a CI key (role ci): it is for CI jobs publishing to revo, which may only " +
+        "check the key (GET /v1/whoami). This page is not for CI keys: sign in with a member " +
+        "key to chat, or a viewer key to read.";
+    }
+    return `A key of role ${who.role} cannot use this page: sign in with a member key to chat, ` +
+      "or a viewer key to read.";
+  }
+
+  // Shows what the access allows and hides the rest (elements marked data-access).
+  function applyAccess(access, who) {
+    state.access = access;
+    for (const node of document.querySelectorAll("[data-access]")) {
+      node.hidden = node.dataset.access !== access;
+    }
+    $("read-only").replaceChildren(...(access === "read" ? [
+      el("strong", { text: `This key is read-only (${who.role}).` }),
+      " You can open your own chats in the sidebar (those started with this key, or under " +
+        "your user's token) and follow their runs as they happen. You cannot start a chat, " +
+        "send a message or stop a run: to chat, sign in with a member key.",
+    ] : []));
+  }
+
+  function chatting() {
+    return state.access === "chat";
+  }
+
   // -- signing in and out -----------------------------------------------------------------
 
   function savedKey() {
@@ -101,6 +149,10 @@
     if (!saved) return showSignIn();
     try {
       const who = await api("/v1/whoami", saved.key);
+      if (!accessOf(who.role)) {
+        forget();
+        return showSignIn(turnedAway(who));
+      }
       enter(saved.key, saved.storage, who);
     } catch (err) {
       if (err.status === 401) forget();
@@ -132,6 +184,8 @@
     setSignInError(null);
     try {
       const who = await api("/v1/whoami", key);
+      // Not kept: a key the page has no use for is not remembered either.
+      if (!accessOf(who.role)) return setSignInError(turnedAway(who));
       const storage = $("remember").checked ? localStorage : sessionStorage;
       storage.setItem(KEY, key);
       $("api-key").value = "";
@@ -147,6 +201,7 @@
 
   function enter(key, storage, who) {
     Object.assign(state, { key, storage, who });
+    applyAccess(accessOf(who.role), who);
     $("signin").hidden = true;
     $("app").hidden = false;
     $("who-tenant").textContent = who.tenant;
@@ -156,7 +211,7 @@
     resetConversation(remembered);
     refreshSessions();
     connect();
-    $("input").focus();
+    if (chatting()) $("input").focus();
   }
 
   function forget() {
@@ -169,7 +224,7 @@
   function signOut(message) {
     forget();
     disconnect();
-    Object.assign(state, { key: null, storage: null, who: null, sessions: [] });
+    Object.assign(state, { key: null, storage: null, who: null, sessions: [], access: null });
     resetConversation(null);
     renderSessions();
     showSignIn(message);
@@ -229,7 +284,7 @@
     $("sessions-empty").hidden = items.length > 0 || !state.key;
     const current = state.sessions.find((s) => s.id === state.sessionId);
     $("chat-title").textContent = current ? current.title || "Untitled chat" :
-      state.sessionId ? "Chat" : "New chat";
+      state.sessionId ? "Chat" : chatting() ? "New chat" : "No chat open";
   }
 
   function ago(iso) {
@@ -249,6 +304,7 @@
   }
 
   function newChat() {
+    if (!chatting()) return;
     resetConversation(null);
     closePanelOnSmallScreens();
     $("input").focus();
@@ -713,15 +769,15 @@
   }
 
   function updateControls() {
-    $("stop").disabled = !(runGoing() && online());
-    $("send").disabled = !online();
+    $("stop").disabled = !(chatting() && runGoing() && online());
+    $("send").disabled = !(chatting() && online());
   }
 
   function onSend(event) {
     event.preventDefault();
     const input = $("input");
     const content = input.value.trim();
-    if (!content) return;
+    if (!content || !chatting()) return;
     if (!online()) return showError("Not connected: your message is kept until the connection is back.");
     // A new chat on a socket still in another session: join a new session first.
     if (!state.sessionId && state.joined) hello(null, 0);
@@ -734,7 +790,7 @@
   }
 
   function onStop() {
-    if (!runGoing()) return;
+    if (!chatting() || !runGoing()) return;
     send({ type: "cancel", run_id: state.latestRun });
     $("stop").disabled = true;
   }
