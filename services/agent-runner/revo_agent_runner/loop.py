@@ -236,6 +236,7 @@ class AgentLoop:
         )
 
     async def _run_tool(self, step: int, call_id: str, spec: ToolSpec, args: Any) -> None:
+        honour_cancel()
         ctx = self._tool_context(call_id)
         with internal_span(
             f"tool {spec.name}", {"revo.run_id": self.submit.run_id, "revo.tool": spec.name}
@@ -370,6 +371,7 @@ class AgentLoop:
         retry: bool = False,
         extra: list[ChatMessage] | None = None,
     ) -> ModelReply:
+        honour_cancel()
         if self.budget_chars == 0:
             self.budget_chars = await self.ctx.model.prompt_budget_chars(
                 self.agent.model, self.agent.max_tokens_per_step, self.ctx.prompt_budget_chars
@@ -481,3 +483,15 @@ def refused_by_model(exc: InvalidRequest) -> RunStop:
 def wall_time_left(submit: RunSubmit, first_started_at: float | None) -> float:
     started = first_started_at or time.time()
     return submit.limits.wall_time_s - (time.time() - started)
+
+
+def honour_cancel() -> None:
+    """Stop here if this run's task was cancelled and the cancel got lost on the way.
+
+    Python 3.11's `asyncio.wait_for` (under nats-py's request) returns the reply instead of
+    raising when the cancel and the reply arrive in the same turn; the task stays marked
+    as cancelling, so each step checks the mark before it asks the model or runs a tool.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError()
