@@ -122,7 +122,7 @@ def test_revo_logs_shows_a_services_log_and_an_unknown_name_lists_the_known_ones
     assert unknown.returncode == 2
     assert unknown.stderr.strip() == (
         "error: no service 'ledger'; one of: nats-server, postgres, inference, agent-runner, "
-        "chat-gateway, cost-ledger, memory, supervisor"
+        "chat-gateway, cost-ledger, memory, integrations, supervisor"
     )
 
 
