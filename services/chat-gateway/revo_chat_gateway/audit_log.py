@@ -9,27 +9,23 @@ logged and terminated. A Postgres failure leaves the event in the stream for red
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime
 
 import asyncpg
 import msgspec
 from aiohttp import web
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from revo_chat_gateway import metrics
 from revo_contracts.audit import AuditEvent, AuditListRequest, AuditListResponse
 from revo_contracts.streams import AUDIT
 from revo_core.bus import Bus
+from revo_core.durable_consumer import DurableConsumer
 from revo_core.logging import get_logger
 from revo_core.tracing import process_span
 
 CONSUMER = "chat-gateway-audit"
 BATCH = 64
-POLL_S = 1.0
 log = get_logger("revo.chat_gateway.audit")
 _decoder = msgspec.json.Decoder(AuditEvent)
 
@@ -38,45 +34,15 @@ class AuditKeeper:
     def __init__(self, bus: Bus, pool: asyncpg.Pool) -> None:
         self.bus = bus
         self.pool = pool
-        self._loop: asyncio.Task[None] | None = None
-        self._subscription = None
+        self.consumer = DurableConsumer(
+            bus, AUDIT.name, CONSUMER, "audit.>", self._keep, ack_wait_s=30, batch=BATCH
+        )
 
     async def start(self) -> None:
-        config = ConsumerConfig(
-            durable_name=CONSUMER,
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_wait=30,
-            max_deliver=-1,
-            filter_subject="audit.>",
-        )
-        await self.bus.js.add_consumer(AUDIT.name, config)
-        self._subscription = await self.bus.js.pull_subscribe_bind(
-            durable=CONSUMER, stream=AUDIT.name
-        )
-        self._loop = asyncio.create_task(self._consume(), name="audit-consume")
+        await self.consumer.start()
 
     async def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
-        if self._subscription is not None:
-            with contextlib.suppress(Exception):
-                await self._subscription.unsubscribe()
-
-    async def _consume(self) -> None:
-        while True:
-            try:
-                msgs = await self._subscription.fetch(BATCH, timeout=POLL_S)
-            except (NatsTimeout, TimeoutError):
-                continue
-            except Exception as exc:  # NATS away for now: keep trying, never die
-                log.warning("fetching audit events failed", error=str(exc))
-                await asyncio.sleep(0.5)
-                continue
-            for msg in msgs:
-                await self._keep(msg)
+        await self.consumer.stop()
 
     async def _keep(self, msg: Msg) -> None:
         # The recording service's trace goes on here: one trace shows the action and its

@@ -24,7 +24,6 @@ The run's submission continues the event's trace (a process span, child of the p
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator
@@ -34,14 +33,13 @@ import msgspec
 from aiohttp import web
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeout
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from revo_contracts.ci import FAILED_STATUSES, CiEvent
 from revo_contracts.integrations import CiPolicy
 from revo_contracts.runs import RunSubmit
 from revo_contracts.streams import CI_EVENTS
 from revo_core.bus import Bus
+from revo_core.durable_consumer import DurableConsumer
 from revo_core.errors import InvalidRequest
 from revo_core.logging import get_logger
 from revo_core.runs import submit_run
@@ -54,7 +52,6 @@ from revo_integrations.settings import IntegrationsSettings
 
 CONSUMER = "integrations-ci"
 BATCH = 16
-POLL_S = 1.0
 MAX_RETRY_DELAY_S = 30.0
 log = get_logger("revo.integrations.ci_trigger")
 _decoder = msgspec.json.Decoder(CiEvent)
@@ -74,46 +71,16 @@ class CiTrigger:
         self.policies = policies
         self.announcer = announcer
         self.ack_wait_s = ack_wait_s
-        self._loop: asyncio.Task[None] | None = None
-        self._subscription = None
+        self.consumer = DurableConsumer(
+            bus, CI_EVENTS.name, CONSUMER, "ci.events.>", self._handle, ack_wait_s, BATCH
+        )
 
     async def start(self) -> None:
-        config = ConsumerConfig(
-            durable_name=CONSUMER,
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_wait=self.ack_wait_s,
-            max_deliver=-1,
-            filter_subject="ci.events.>",
-        )
-        await self.bus.js.add_consumer(CI_EVENTS.name, config)
-        self._subscription = await self.bus.js.pull_subscribe_bind(
-            durable=CONSUMER, stream=CI_EVENTS.name
-        )
-        self._loop = asyncio.create_task(self._consume(), name="ci-trigger")
+        await self.consumer.start()
 
     async def stop(self) -> None:
         """Stop taking events; one being handled is cut short and comes back unacked."""
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
-        if self._subscription is not None:
-            with contextlib.suppress(Exception):
-                await self._subscription.unsubscribe()
-
-    async def _consume(self) -> None:
-        while True:
-            try:
-                msgs = await self._subscription.fetch(BATCH, timeout=POLL_S)
-            except (NatsTimeout, TimeoutError):
-                continue
-            except Exception as exc:  # NATS away for now: keep trying, never die
-                log.warning("fetching CI events failed", error=str(exc))
-                await asyncio.sleep(0.5)
-                continue
-            for msg in msgs:
-                await self._handle(msg)
+        await self.consumer.stop()
 
     async def _handle(self, msg: Msg) -> None:
         # The publisher's trace goes on here: one trace from the webhook to the run.
