@@ -17,7 +17,6 @@ back and resumes it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Container
 
@@ -34,6 +33,7 @@ from revo_contracts.streams import RUN_EVENTS
 from revo_core.bus import Bus
 from revo_core.codec import UNREADABLE
 from revo_core.logging import get_logger
+from revo_core.periodic import Periodic
 from revo_core.runs import is_terminal
 
 log = get_logger("revo.agent_runner.reconcile")
@@ -57,24 +57,13 @@ class Reconciler:
         self.interval_s = interval_s
         # Runs this replica executes now: their lease may lapse between heartbeats.
         self.running_here = running_here
-        self._task: asyncio.Task[None] | None = None
+        self._passes = Periodic("reconcile-runs", interval_s, self.reconcile)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="reconcile-runs")
+        self._passes.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.reconcile()
-            except Exception as exc:  # Postgres or NATS away: the next pass
-                log.warning("reconciling runs failed", error=str(exc))
-            await asyncio.sleep(self.interval_s)
+        await self._passes.stop()
 
     async def reconcile(self) -> int:
         """One pass; how many rows took their log's end."""

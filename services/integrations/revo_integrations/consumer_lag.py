@@ -6,9 +6,6 @@ not yet acked), every few seconds, so a scrape costs no request to the server.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from nats.js.errors import NotFoundError
 from prometheus_client import Gauge
 
@@ -16,6 +13,7 @@ from revo_contracts.notify import CHANNELS
 from revo_contracts.streams import CI_EVENTS, NOTIFY
 from revo_core.bus import Bus
 from revo_core.logging import get_logger
+from revo_core.periodic import Periodic
 
 CONSUMER_PENDING = Gauge(
     "revo_integrations_consumer_pending",
@@ -34,23 +32,14 @@ log = get_logger("revo.integrations.lag")
 class ConsumerLag:
     def __init__(self, bus: Bus, every_s: float = 5.0) -> None:
         self.bus = bus
-        self.every_s = every_s
-        self._task: asyncio.Task[None] | None = None
+        self._passes = Periodic("consumer-lag", every_s, self.measure)
 
     def start(self) -> ConsumerLag:
-        self._task = asyncio.create_task(self._loop())
+        self._passes.start()
         return self
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _loop(self) -> None:
-        while True:
-            await self.measure()
-            await asyncio.sleep(self.every_s)
+        await self._passes.stop()
 
     async def measure(self) -> None:
         for stream, consumer in CONSUMERS:

@@ -11,8 +11,6 @@ replicas, a crash between publish and the row's update) still delivers once.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 
 import asyncpg
@@ -27,6 +25,7 @@ from revo_contracts.streams import RUN_EVENTS
 from revo_core import tracing
 from revo_core.bus import Bus
 from revo_core.logging import get_logger
+from revo_core.periodic import Periodic
 from revo_core.runs import is_terminal
 
 log = get_logger("revo.integrations.outcomes")
@@ -42,8 +41,7 @@ class OutcomeAnnouncer:
     def __init__(self, bus: Bus, pool: asyncpg.Pool, every_s: float = 1.0) -> None:
         self.bus = bus
         self.pool = pool
-        self.every_s = every_s
-        self._task: asyncio.Task[None] | None = None
+        self._passes = Periodic("announce-run-outcomes", every_s, self.announce_ended)
 
     async def watch(self, run_id: str, event: CiEvent, channels: list[str]) -> None:
         """Announce this run's outcome on `channels` once it ends (idempotent)."""
@@ -59,22 +57,11 @@ class OutcomeAnnouncer:
         )
 
     def start(self) -> OutcomeAnnouncer:
-        self._task = asyncio.create_task(self._loop())
+        self._passes.start()  # a pass that fails (Postgres or NATS away) leaves rows pending
         return self
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.announce_ended()
-            except Exception as exc:  # Postgres or NATS away: the rows wait for the next pass
-                log.warning("announcing run outcomes failed", error=str(exc))
-            await asyncio.sleep(self.every_s)
+        await self._passes.stop()
 
     async def announce_ended(self) -> int:
         """One pass over the pending runs; returns how many were announced."""
