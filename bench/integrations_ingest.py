@@ -50,7 +50,7 @@ from machine import machine_line
 from runs import CpuClock, postgres_processes
 
 from revo_contracts import subjects
-from revo_contracts.integrations import GithubIntegration
+from revo_contracts.integrations import CiPolicy, GithubIntegration
 from revo_contracts.streams import CI_EVENTS
 from revo_core.bus import Bus
 from revo_core.embedded.nats_server import NatsServer
@@ -58,6 +58,7 @@ from revo_core.embedded.ports import free_port
 from revo_core.embedded.postgres import Postgres
 from revo_core.embedded.service_process import ServiceProcess
 from revo_core.testing.fixtures import integrations_env
+from revo_integrations.ci_policy import PolicyStore
 from revo_integrations.config_store import ConfigStore
 from revo_integrations.secret_box import SecretBox, new_key
 
@@ -228,6 +229,9 @@ async def configure(world: World) -> None:
     pool = await asyncpg.create_pool(world.postgres.dsn, min_size=1, max_size=2)
     integration = GithubIntegration(webhook_secret=SECRET, token="unused", api_url="http://x")
     await ConfigStore(pool, SecretBox(world.key)).put(TENANT, integration)
+    # The CI trigger in the same process reads every event and its tenant's policy; here the
+    # policy starts no run (the bench measures ingest, and no agent-runner owns RUNS here).
+    await PolicyStore(pool).put(TENANT, CiPolicy(enabled=False))
     await pool.close()
 
 
