@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 from aiohttp import web
 
 from revo_contracts.streams import AUDIT, CI_EVENTS, NOTIFY, NOTIFY_DEAD
@@ -16,6 +15,7 @@ from revo_core.jetstream import ensure_streams
 from revo_core.logging import get_logger
 from revo_core.service import BUS, SETTINGS, create_service_app, serving_pool
 from revo_integrations import webhooks
+from revo_integrations.app_keys import ANNOUNCER, CONFIGS, POOL
 from revo_integrations.ci_trigger import ci_trigger_ctx
 from revo_integrations.config_api import config_endpoints_ctx
 from revo_integrations.config_store import ConfigStore
@@ -28,9 +28,6 @@ from revo_integrations.settings import IntegrationsSettings
 SERVICE = "integrations"
 # Each part of the service keeps its tables in its own schema*.sql, applied in name order.
 SCHEMA_FILES = sorted(Path(__file__).parent.glob("schema*.sql"))
-POOL: web.AppKey[asyncpg.Pool] = web.AppKey("pool", asyncpg.Pool)
-CONFIGS: web.AppKey[ConfigStore] = web.AppKey("configs", ConfigStore)
-ANNOUNCER: web.AppKey[OutcomeAnnouncer] = web.AppKey("announcer", OutcomeAnnouncer)
 log = get_logger("revo.integrations")
 
 

@@ -45,6 +45,7 @@ from revo_core.logging import get_logger
 from revo_core.runs import submit_run
 from revo_core.service import BUS, SETTINGS
 from revo_core.tracing import process_span
+from revo_integrations.app_keys import ANNOUNCER, POOL
 from revo_integrations.ci_policy import PolicyStore, branch_of, repository_name, verdict
 from revo_integrations.metrics import CI_RUNS
 from revo_integrations.outcomes import OutcomeAnnouncer
@@ -282,8 +283,6 @@ async def _retry_later(msg: Msg) -> None:
 
 async def ci_trigger_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: consume CI_EVENTS while the app runs (after the streams context)."""
-    from revo_integrations.app import ANNOUNCER, POOL  # app.py imports this module first
-
     settings: IntegrationsSettings = app[SETTINGS]  # type: ignore[assignment]
     pool = app[POOL]
     policies = PolicyStore(pool)

@@ -39,6 +39,7 @@ from revo_core.endpoints import Endpoints
 from revo_core.errors import InvalidRequest, NotFound
 from revo_core.logging import get_logger
 from revo_core.service import BUS
+from revo_integrations.app_keys import CONFIGS, POOL
 from revo_integrations.ci_policy import PolicyStore
 from revo_integrations.config_store import ConfigStore
 
@@ -105,8 +106,6 @@ async def start_config_endpoints(api: ConfigApi) -> Endpoints:
 
 async def config_endpoints_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: serve the endpoints while the app runs (after the database context)."""
-    from revo_integrations.app import CONFIGS, POOL  # app.py imports this module first
-
     api = ConfigApi(app[BUS], app[CONFIGS], PolicyStore(app[POOL]))
     endpoints = await start_config_endpoints(api)
     app[ENDPOINTS] = endpoints  # the service's other operator endpoints join this one

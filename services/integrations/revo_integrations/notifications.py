@@ -21,6 +21,7 @@ from revo_core.endpoints import Endpoints
 from revo_core.errors import InvalidRequest, NotFound
 from revo_core.logging import get_logger
 from revo_core.service import BUS, SETTINGS
+from revo_integrations.app_keys import CONFIGS, POOL
 from revo_integrations.channels import DeliveryFailed, NotifyChannel, test_context
 from revo_integrations.channels.github import GithubChannel
 from revo_integrations.channels.jira import JiraChannel
@@ -42,8 +43,6 @@ def channels() -> dict[str, NotifyChannel]:
 
 async def notifications_ctx(app: web.Application) -> AsyncIterator[None]:
     """After the database and the streams (app.py's contexts) are up."""
-    from revo_integrations.app import CONFIGS, POOL
-
     settings: IntegrationsSettings = app[SETTINGS]  # type: ignore[assignment]
     bus = app[BUS]
     store = NotifyStore(app[POOL])

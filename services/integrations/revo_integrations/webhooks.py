@@ -29,6 +29,7 @@ from revo_core.db import DATABASE_AWAY
 from revo_core.logging import get_logger
 from revo_core.service import BUS, SETTINGS
 from revo_core.tracing import current_ids, extract, inject
+from revo_integrations.app_keys import CONFIGS, POOL
 from revo_integrations.config_store import ConfigStore
 from revo_integrations.deliveries import (
     DeliveryKey,
@@ -266,8 +267,6 @@ async def _answered(provider: str, handler: Handler, request: web.Request) -> we
 
 
 async def hooks_ctx(app: web.Application) -> AsyncIterator[None]:
-    from revo_integrations.app import CONFIGS, POOL  # app.py imports this module
-
     settings: IntegrationsSettings = app[SETTINGS]  # type: ignore[assignment]
     timeout = aiohttp.ClientTimeout(total=settings.log_fetch_timeout_s)
     session = aiohttp.ClientSession(timeout=timeout)
