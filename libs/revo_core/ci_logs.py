@@ -26,7 +26,7 @@ from revo_core.errors import InvalidRequest
 RETENTION_S = 14 * 24 * 3600.0
 # Larger logs keep their head and tail (where a build's failure is) around a marker.
 MAX_LOG_BYTES = 25 * 1024 * 1024
-_CUT_MARKER = b"\n[... revo cut %d bytes from the middle of this log ...]\n"
+CUT_MARKER = b"\n[... revo cut %d bytes from the middle of this log ...]\n"
 # Compressing a 25 MB log takes ~0.3 s: off the event loop beyond this size.
 _COMPRESS_IN_THREAD_BYTES = 256 * 1024
 
@@ -48,7 +48,7 @@ def clip(data: bytes, limit: int = MAX_LOG_BYTES) -> tuple[bytes, bool]:
     if len(data) <= limit:
         return data, False
     keep = limit // 2
-    marker = _CUT_MARKER % (len(data) - 2 * keep)
+    marker = CUT_MARKER % (len(data) - 2 * keep)
     return data[:keep] + marker + data[-keep:], True
 
 

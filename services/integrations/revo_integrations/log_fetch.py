@@ -22,11 +22,10 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
 from revo_contracts.ci import FAILED_STATUSES
-from revo_core.ci_logs import MAX_LOG_BYTES
+from revo_core.ci_logs import CUT_MARKER, MAX_LOG_BYTES
 from revo_integrations.metrics import LOG_FETCH_BYTES, LOG_FETCH_SECONDS
 
 _tracer = trace.get_tracer("revo.integrations.log_fetch")
-_CUT_MARKER = b"\n[... revo cut %d bytes from the middle of this log ...]\n"
 _GITHUB_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
 # A run has at most a few hundred jobs; pages of 100, and no more than this many pages.
 _MAX_JOB_PAGES = 10
@@ -131,7 +130,7 @@ class LogFetcher:
             return FetchedLog(bytes(head + tail))
         kept_tail = bytes(tail[-half:]) if half else b""
         cut = total - len(head) - len(kept_tail)
-        return FetchedLog(bytes(head) + _CUT_MARKER % cut + kept_tail, truncated=True)
+        return FetchedLog(bytes(head) + CUT_MARKER % cut + kept_tail, truncated=True)
 
     @staticmethod
     def _measured(provider: str, started: float, log: FetchedLog) -> FetchedLog:
